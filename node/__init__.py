@@ -1,0 +1,1 @@
+"""The Tadamun node: the server an organisation runs for its members and its federation."""

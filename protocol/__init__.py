@@ -1,0 +1,1 @@
+"""Tadamun wire protocol (sans-IO)."""
