@@ -1,1 +1,124 @@
-"""Tadamun wire protocol (sans-IO)."""
+"""Tadamun's wire protocol, sans-IO: bytes and values in, values out (SPEC.md).
+
+No I/O, no clock: callers pass ``now``. Read top to bottom in this order: ``canonical``
+(encoding), ``keys``, ``keylog`` (who may sign for a node), ``envelope`` (signed objects),
+``message``/``messages``/``calls`` (what envelopes carry), ``registry`` (type table),
+``httpsig`` (transport signatures), ``errors``.
+"""
+
+from .calls import (
+    CallActivate,
+    CallAmend,
+    CallCancel,
+    CallConclude,
+    CallDecline,
+    CallEndorse,
+    CallIssue,
+    CallTally,
+    CallUpdate,
+    Location,
+    TallyRecord,
+    Threshold,
+    check_activation,
+)
+from .canonical import DEFAULT_LIMITS, Limits, decode, encode
+from .envelope import (
+    PROTOCOL_VERSION,
+    Envelope,
+    SignedEnvelope,
+    build_envelope,
+    sign,
+    verify,
+)
+from .errors import (
+    DecodeError,
+    ErrorCode,
+    FreshnessError,
+    HttpSignatureError,
+    KeyLogError,
+    ProtocolError,
+    SignatureError,
+    UnknownCritical,
+    UnknownMessageType,
+    UnsupportedVersion,
+    ValidationError,
+)
+from .keylog import (
+    DELEGATION,
+    INCEPTION,
+    ROTATION,
+    KeyEvent,
+    KeyState,
+    SignedKeyEvent,
+    sign_key_event,
+)
+from .keys import SigningKey, commitment, digest, fingerprint, verify_signature
+from .message import Message, Part
+from .messages import (
+    DecisionOutcome,
+    DecisionSummary,
+    NodeDescriptor,
+    PeerAlliance,
+    PeerIntroduce,
+    Ratio,
+)
+from .registry import MESSAGE_TYPES, parse_body
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "DELEGATION",
+    "INCEPTION",
+    "MESSAGE_TYPES",
+    "PROTOCOL_VERSION",
+    "ROTATION",
+    "CallActivate",
+    "CallAmend",
+    "CallCancel",
+    "CallConclude",
+    "CallDecline",
+    "CallEndorse",
+    "CallIssue",
+    "CallTally",
+    "CallUpdate",
+    "DecisionOutcome",
+    "DecisionSummary",
+    "DecodeError",
+    "Envelope",
+    "ErrorCode",
+    "FreshnessError",
+    "HttpSignatureError",
+    "KeyEvent",
+    "KeyLogError",
+    "KeyState",
+    "Limits",
+    "Location",
+    "Message",
+    "NodeDescriptor",
+    "Part",
+    "PeerAlliance",
+    "PeerIntroduce",
+    "ProtocolError",
+    "Ratio",
+    "SignatureError",
+    "SignedEnvelope",
+    "SignedKeyEvent",
+    "SigningKey",
+    "TallyRecord",
+    "Threshold",
+    "UnknownCritical",
+    "UnknownMessageType",
+    "UnsupportedVersion",
+    "ValidationError",
+    "build_envelope",
+    "check_activation",
+    "commitment",
+    "decode",
+    "digest",
+    "encode",
+    "fingerprint",
+    "parse_body",
+    "sign",
+    "sign_key_event",
+    "verify",
+    "verify_signature",
+]

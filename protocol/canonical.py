@@ -145,29 +145,47 @@ def _classify(message: str) -> ErrorCode:
 
 
 def _check(value: Any, depth: int, max_depth: int) -> None:
-    """Depth, types, integer range and key order (§3.1, §3.2, §3.4, §3.5)."""
+    """Depth, types, integer range and key order (§3.1, §3.2, §3.4, §3.5).
+
+    This walk is on the ingest path, so leaves are checked inline rather than by a call each.
+    """
     if depth > max_depth:
         raise DecodeError(ErrorCode.TOO_DEEP, f"depth > {max_depth}")
-    kind = type(value)
-    if kind is dict:
-        previous = None
-        for key, item in value.items():
-            if type(key) is not str:
-                raise DecodeError(ErrorCode.NON_STRING_KEY, f"{type(key).__name__} key")
-            if previous is not None and key <= previous:  # code-point order = UTF-8 order
-                raise DecodeError(ErrorCode.UNSORTED_KEYS, f"{key!r} after {previous!r}")
-            previous = key
+    if type(value) is dict:
+        _check_keys(list(value))
+        items = value.values()
+    elif type(value) is list:
+        items = value
+    else:
+        items = (value,)
+    for item in items:
+        kind = type(item)
+        if kind is str or kind is bytes or kind is bool or item is None:
+            continue
+        if kind is int:
+            if not MIN_INT <= item <= MAX_INT:
+                raise DecodeError(ErrorCode.INT_OUT_OF_RANGE, str(item))
+        elif kind is dict or kind is list:
             _check(item, depth + 1, max_depth)
-    elif kind is list:
-        for item in value:
-            _check(item, depth + 1, max_depth)
-    elif kind is int:
-        if not MIN_INT <= value <= MAX_INT:
-            raise DecodeError(ErrorCode.INT_OUT_OF_RANGE, str(value))
-    elif kind is float:
-        raise DecodeError(ErrorCode.FLOAT_NOT_ALLOWED, "float")
-    elif not (value is None or kind is bool or kind is str or kind is bytes):
-        raise DecodeError(ErrorCode.EXT_NOT_ALLOWED, kind.__name__)
+        elif kind is float:
+            raise DecodeError(ErrorCode.FLOAT_NOT_ALLOWED, "float")
+        else:
+            raise DecodeError(ErrorCode.EXT_NOT_ALLOWED, kind.__name__)
+
+
+def _check_keys(keys: list[Any]) -> None:
+    """String keys in UTF-8 byte order, which is code-point order (§3.4).
+
+    The unpacker admits only str and bin keys; sorting a mix of both raises TypeError.
+    """
+    try:
+        ordered = keys == sorted(keys)
+    except TypeError:
+        raise DecodeError(ErrorCode.NON_STRING_KEY, "map keys must be strings") from None
+    if keys and type(keys[0]) is not str:
+        raise DecodeError(ErrorCode.NON_STRING_KEY, "map keys must be strings")
+    if not ordered:  # a dict holds no duplicates; re-encoding catches those (§3.6)
+        raise DecodeError(ErrorCode.UNSORTED_KEYS, "map keys are not in byte order")
 
 
 def _pack(value: Any) -> bytes:

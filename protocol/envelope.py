@@ -225,21 +225,22 @@ class SignedEnvelope:
 
     @classmethod
     def from_bytes(cls, data: bytes, limits: Limits = DEFAULT_LIMITS) -> SignedEnvelope:
-        """Strictly decode wire bytes (§3, §5). Does not check the signature: see :func:`verify`."""
+        """Strictly decode wire bytes (§3, §5); the signature is checked by :func:`verify`."""
         outer = decode(data, limits)
-        if not isinstance(outer, dict) or not _OUTER_REQUIRED <= set(outer) <= _OUTER_FIELDS:
+        if type(outer) is not dict or not _OUTER_REQUIRED <= outer.keys() <= _OUTER_FIELDS:
             raise DecodeError(ErrorCode.MALFORMED, "a signed envelope is {env, relay?, sig}")
-        sig = check_bytes("sig", outer["sig"], SIGNATURE_SIZE)
-        path = _relay_path(outer.get("relay"))
-        tail = len(_SIG_KEY) + SIGNATURE_SIZE
-        if "relay" in outer:
-            tail += len(_RELAY_KEY) + len(encode(outer["relay"]))
-        canonical = data[len(_HEAD) + 1 : len(data) - tail]  # canonical input: env is a slice
-        fields = outer["env"]
-        if not isinstance(fields, dict):
+        fields, sig, relay = outer["env"], outer["sig"], outer.get("relay")
+        if type(sig) is not bytes or len(sig) != SIGNATURE_SIZE:
+            raise invalid("sig", f"must be bin of {SIGNATURE_SIZE} bytes")
+        if type(fields) is not dict:
             raise invalid("env", "must be a map")
         _validate(fields)
-        return cls(Envelope(MappingProxyType(fields), canonical, digest(canonical)), sig, path)
+        tail = len(_SIG_KEY) + SIGNATURE_SIZE
+        if relay is not None:
+            tail += len(_RELAY_KEY) + len(encode(relay))
+        canonical = data[len(_HEAD) + 1 : len(data) - tail]  # canonical input: env is a slice
+        envelope = Envelope(MappingProxyType(fields), canonical, digest(canonical))
+        return cls(envelope, sig, _relay_path(relay))
 
 
 def _relay_path(relay: object) -> tuple[bytes, ...]:
