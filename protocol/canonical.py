@@ -20,7 +20,7 @@ compared with the input, which rejects every non-shortest form and duplicate key
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -151,6 +151,7 @@ def _check(value: Any, depth: int, max_depth: int) -> None:
     """
     if depth > max_depth:
         raise DecodeError(ErrorCode.TOO_DEEP, f"depth > {max_depth}")
+    items: Iterable[Any]
     if type(value) is dict:
         _check_keys(list(value))
         items = value.values()

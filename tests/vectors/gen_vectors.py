@@ -638,7 +638,7 @@ def valid_relayed(state: KeyState, context: Case) -> Case:
 
 
 def invalid_envelope_cases(log: list[SignedKeyEvent], state: KeyState, context: Case) -> list[Case]:
-    base = {
+    base: dict[str, Any] = {
         "type": "call.update",
         "origin": state.node_id,
         "kpos": 0,
@@ -863,8 +863,8 @@ FILES: dict[str, Callable[[], list[Case]]] = {
 }
 DESCRIPTIONS = {
     "encoding.json": "Canonical msgpack profile (SPEC.md §3, §13.2).",
-    "keylog.json": "Key logs: inception, delegation, rotation and their failures (SPEC.md §4, §13.3).",
-    "envelopes.json": "Signed envelopes of every message type, and their failures (SPEC.md §5-§9, §13.4).",
+    "keylog.json": "Key logs: inception, delegation, rotation, failures (SPEC.md §4, §13.3).",
+    "envelopes.json": "Signed envelopes of every message type, failures (SPEC.md §5-§9, §13.4).",
 }
 
 
