@@ -55,6 +55,8 @@ class Part:
                     raise ValidationError(ErrorCode.MISSING_FIELD, f.name)
                 continue
             value = body[f.name]
+            if value is None:  # absent means absent: nil is no field's value (§7.2)
+                raise invalid(f.name, "nil is not a value; leave the field out")
             if f.name in cls.PARTS:
                 value = cls.PARTS[f.name].from_body(value)
             elif isinstance(value, list):
