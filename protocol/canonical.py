@@ -72,7 +72,10 @@ def _normalise(value: object, depth: int, limits: Limits) -> Value:
     """Copy ``value`` into plain profile types with sorted maps, checking every rule."""
     if depth > limits.max_depth:
         raise ValidationError(ErrorCode.INVALID_FIELD, "nesting deeper than the depth limit")
-    if value is None or isinstance(value, bool | str | bytes):
+    if isinstance(value, str):
+        _utf8(value)
+        return value
+    if value is None or isinstance(value, bool | bytes):
         return value
     if isinstance(value, bytearray | memoryview):
         return bytes(value)
@@ -92,7 +95,15 @@ def _key_bytes(item: tuple[object, object]) -> bytes:
     key = item[0]
     if not isinstance(key, str):
         raise ValidationError(ErrorCode.INVALID_FIELD, "map keys must be strings")
-    return key.encode()
+    return _utf8(key)
+
+
+def _utf8(text: str) -> bytes:
+    """UTF-8 bytes of ``text``; a lone surrogate has none (§3.3)."""
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        raise ValidationError(ErrorCode.INVALID_FIELD, "string is not valid Unicode") from None
 
 
 def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Any:

@@ -72,7 +72,11 @@ def check_str(
 ) -> str:
     if type(value) is not str or not value:
         raise invalid(name, "must be a non-empty string")
-    if len(value.encode()) > max_bytes:
+    try:
+        size = len(value.encode())
+    except UnicodeEncodeError:  # a lone surrogate, e.g. from JSON "\ud800" (SPEC.md §3.3)
+        raise invalid(name, "must be valid Unicode") from None
+    if size > max_bytes:
         raise ValidationError(ErrorCode.TOO_LONG, f"{name}: more than {max_bytes} bytes")
     if pattern is not None and not pattern.fullmatch(value):
         raise invalid(name, f"must match {pattern.pattern}")

@@ -154,7 +154,7 @@ class KeyEvent:
         if not isinstance(wire, dict):
             raise _bad(ErrorCode.KEYLOG_BAD_EVENT, "a key event is a map")
         kind = wire.get("type")
-        if kind not in _FIELDS or set(wire) != _FIELDS[kind]:
+        if type(kind) is not str or kind not in _FIELDS or set(wire) != _FIELDS[kind]:
             raise _bad(ErrorCode.KEYLOG_BAD_EVENT, f"fields of {kind!r} must be exactly its own")
         if type(wire["v"]) is not int or wire["v"] != VERSION:
             raise _bad(ErrorCode.KEYLOG_BAD_EVENT, f"key event version {wire['v']!r}")

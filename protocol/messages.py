@@ -150,7 +150,7 @@ class DecisionOutcome(Message):
         check_choice("ballot", self.ballot, frozenset({"open", "secret"}))
         check_choice("outcome", self.outcome, frozenset({"adopted", "rejected", "no_quorum"}))
         check_list("options", self.options, lambda n, v: check_str(n, v, MAX_TITLE), MAX_OPTIONS, 1)
-        if len(self.counts) != len(self.options) or not isinstance(self.counts, tuple):
+        if not isinstance(self.counts, tuple) or len(self.counts) != len(self.options):
             raise invalid("counts", "one count per option")
         electorate = check_int("electorate", self.electorate)
         _check_turnout(self.turnout, electorate, (*self.counts, self.abstain, self.blocks))
