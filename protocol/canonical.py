@@ -21,7 +21,7 @@ compared with the input, which rejects every non-shortest form and duplicate key
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import msgpack
@@ -39,6 +39,9 @@ __all__ = [
 ]
 
 MAX_INT: Final = 2**53 - 1
+# One packer for every encode: msgpack packs holding the GIL and resets its buffer after each
+# value, and building a packer per call costs a third of packing 1 KiB.
+_PACKER: Final = msgpack.Packer(use_bin_type=True)
 MIN_INT: Final = -(2**53 - 1)
 
 # The values the profile can carry (§3.1); `dict` keys are always `str`.
@@ -55,6 +58,22 @@ class Limits:
     max_bin: int = 4_096
     max_array: int = 1_024
     max_map: int = 256
+    # msgpack's options, built once; a plain dict because ** over a mapping proxy is slow.
+    _unpack_options: dict[str, Any] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # msgpack checks every length against these before it allocates (§3.5).
+        options = {
+            "raw": False,
+            "strict_map_key": True,
+            "use_list": True,
+            "max_str_len": self.max_str,
+            "max_bin_len": self.max_bin,
+            "max_array_len": self.max_array,
+            "max_map_len": self.max_map,
+            "max_ext_len": 0,  # §3.1: any ext type fails its length check at once
+        }
+        object.__setattr__(self, "_unpack_options", options)
 
 
 DEFAULT_LIMITS: Final = Limits()
@@ -62,7 +81,7 @@ DEFAULT_LIMITS: Final = Limits()
 
 def encode(value: object, limits: Limits = DEFAULT_LIMITS) -> bytes:
     """Encode ``value`` canonically; :class:`ValidationError` if the profile cannot hold it."""
-    data: bytes = msgpack.packb(_normalise(value, 1, limits), use_bin_type=True)
+    data: bytes = _PACKER.pack(_normalise(value, 1, limits))
     if len(data) > limits.max_size:
         raise ValidationError(ErrorCode.TOO_LONG, f"{len(data)} bytes > {limits.max_size}")
     return data
@@ -112,25 +131,15 @@ def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Any:
         raise DecodeError(ErrorCode.TOO_LARGE, f"{len(data)} bytes > {limits.max_size}")
     value = _unpack(data, limits)
     _check(value, 1, limits.max_depth)
-    if _pack(value) != data:  # §3.6
+    if _PACKER.pack(value) != data:  # §3.6
         raise DecodeError(_diagnose(data, limits), "re-encoding differs from the input")
     return value
 
 
 def _unpack(data: bytes, limits: Limits, **extra: Any) -> Any:
     try:
-        return msgpack.unpackb(
-            data,
-            raw=False,
-            strict_map_key=True,
-            use_list=True,
-            max_str_len=limits.max_str,
-            max_bin_len=limits.max_bin,
-            max_array_len=limits.max_array,
-            max_map_len=limits.max_map,
-            max_ext_len=0,  # §3.1: any ext type fails its length check at once
-            **extra,
-        )
+        options = limits._unpack_options
+        return msgpack.unpackb(data, **({**options, **extra} if extra else options))
     except UnicodeDecodeError as exc:  # §3.3
         raise DecodeError(ErrorCode.INVALID_UTF8, str(exc)) from None
     except msgpack.ExtraData:
@@ -155,7 +164,15 @@ def _classify(message: str) -> ErrorCode:
     return ErrorCode.MALFORMED
 
 
-def _check(value: Any, depth: int, max_depth: int) -> None:
+# Key tuples already found in canonical order. Envelopes repeat a few key sets (envelope,
+# body, language maps), so ingest sorts each set once. A pure memo, bounded: once full,
+# nothing more is added and keys are sorted as usual, so a hostile peer can make decoding
+# no slower than it would be without it.
+_SORTED_KEYS: set[tuple[str, ...]] = set()
+_SORTED_KEYS_MAX: Final = 4_096
+
+
+def _check(value: Any, depth: int, max_depth: int) -> None:  # noqa: PLR0912 - inline on purpose
     """Depth, types, integer range and key order (§3.1, §3.2, §3.4, §3.5).
 
     This walk is on the ingest path, so leaves are checked inline rather than by a call each.
@@ -164,7 +181,11 @@ def _check(value: Any, depth: int, max_depth: int) -> None:
         raise DecodeError(ErrorCode.TOO_DEEP, f"depth > {max_depth}")
     items: Iterable[Any]
     if type(value) is dict:
-        _check_keys(list(value))
+        keys = tuple(value)
+        if keys not in _SORTED_KEYS:
+            _check_keys(list(keys))
+            if len(_SORTED_KEYS) < _SORTED_KEYS_MAX:
+                _SORTED_KEYS.add(keys)
         items = value.values()
     elif type(value) is list:
         items = value
@@ -198,11 +219,6 @@ def _check_keys(keys: list[Any]) -> None:
         raise DecodeError(ErrorCode.NON_STRING_KEY, "map keys must be strings")
     if not ordered:  # a dict holds no duplicates; re-encoding catches those (§3.6)
         raise DecodeError(ErrorCode.UNSORTED_KEYS, "map keys are not in byte order")
-
-
-def _pack(value: Any) -> bytes:
-    packed: bytes = msgpack.packb(value, use_bin_type=True)
-    return packed
 
 
 def _diagnose(data: bytes, limits: Limits) -> ErrorCode:

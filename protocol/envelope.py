@@ -15,8 +15,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from hashlib import sha256
 from types import MappingProxyType
 from typing import Any, Final
+
+from cryptography.exceptions import InvalidSignature
 
 from .canonical import DEFAULT_LIMITS, MAX_INT, Limits, decode, encode
 from .errors import (
@@ -30,8 +33,7 @@ from .errors import (
 from .fields import check_bytes, check_int, check_str, invalid, require
 from .keylog import KeyState
 from .keys import DIGEST_SIZE, SIGNATURE_SIZE, SigningKey, digest
-from .keys import verify_signature as ed25519_verify
-from .registry import CORE_ROOTS, body_fields, check_type_namespace
+from .registry import CORE_ROOTS, MESSAGE_TYPES, body_fields, check_type_namespace
 
 __all__ = [
     "ENVELOPE_FIELDS",
@@ -55,6 +57,7 @@ MAX_CRIT: Final = 16
 TYPE_RE: Final = re.compile(r"[a-z0-9-]+(\.[a-z0-9_-]+)+")
 AUDIENCE_RE: Final = re.compile(r"public|allies|(coalition|node):[0-9a-f]{64}")
 _ABSENT: Final = object()
+_PLAIN_AUDIENCES: Final = frozenset({"public", "allies"})
 _OUTER_REQUIRED: Final = frozenset({"env", "sig"})
 _OUTER_FIELDS: Final = frozenset({"env", "relay", "sig"})
 _HEAD: Final = b"\xa3env"  # "env" is the first key of the outer map
@@ -181,8 +184,7 @@ def _looks_valid(f: Mapping[str, Any]) -> bool:
     expires = f.get("expires", _ABSENT)
     return (
         type(v) is int and v == PROTOCOL_VERSION
-        and type(t) is str and len(t) <= 128 and TYPE_RE.fullmatch(t) is not None
-        and (t.partition(".")[0] in CORE_ROOTS or t.count(".") >= 2)
+        and type(t) is str and (t in MESSAGE_TYPES or _extension_type_ok(t))
         and type(origin) is bytes and len(origin) == DIGEST_SIZE
         and type(kpos) is int and 0 <= kpos <= MAX_INT
         and type(seq) is int and 1 <= seq <= MAX_INT
@@ -190,9 +192,19 @@ def _looks_valid(f: Mapping[str, Any]) -> bool:
              or (seq > 1 and type(prev) is bytes and len(prev) == DIGEST_SIZE))
         and type(created) is int and 0 <= created <= MAX_INT
         and (expires is _ABSENT or (type(expires) is int and created < expires <= MAX_INT))
-        and type(aud) is str and len(aud) <= 80 and AUDIENCE_RE.fullmatch(aud) is not None
+        and type(aud) is str
+        and (aud in _PLAIN_AUDIENCES or (len(aud) <= 80 and AUDIENCE_RE.fullmatch(aud) is not None))
         and type(body) is dict
     )  # fmt: skip
+
+
+def _extension_type_ok(t: str) -> bool:
+    """An unknown type that the grammar and namespace rules admit (§5.2, §8.1)."""
+    return (
+        len(t) <= 128
+        and TYPE_RE.fullmatch(t) is not None
+        and (t.partition(".")[0] in CORE_ROOTS or t.count(".") >= 2)
+    )
 
 
 def _validate_precisely(fields: Mapping[str, Any]) -> None:
@@ -277,8 +289,8 @@ class SignedEnvelope:
         if relay is not None:
             tail += len(_RELAY_KEY) + len(encode(relay))
         canonical = data[len(_HEAD) + 1 : len(data) - tail]  # canonical input: env is a slice
-        envelope = Envelope(MappingProxyType(fields), canonical, digest(canonical))
-        return cls(envelope, sig, _relay_path(relay))
+        envelope = Envelope(MappingProxyType(fields), canonical, sha256(canonical).digest())
+        return cls(envelope, sig, () if relay is None else _relay_path(relay))
 
 
 def _relay_path(relay: object) -> tuple[bytes, ...]:
@@ -303,12 +315,14 @@ def verify(signed: SignedEnvelope, state: KeyState, *, now: int, max_skew: int =
     fields = env.fields
     if fields["origin"] != state.node_id:
         raise SignatureError(ErrorCode.ORIGIN_MISMATCH, "origin is not the key log's node")
-    key = state.key_for(fields["kpos"], fields["seq"])
+    verifier = state.verifier_for(fields["kpos"], fields["seq"])
     created = fields["created"]
     if created > now + max_skew:
         raise FreshnessError(ErrorCode.FROM_FUTURE, f"created {created} > now {now}")
     expires = fields.get("expires")
     if expires is not None and expires <= now:
         raise FreshnessError(ErrorCode.EXPIRED, f"expired at {expires}")
-    if not ed25519_verify(key, signed.sig, ENVELOPE_SIG_DOMAIN + env.id):
-        raise SignatureError(ErrorCode.BAD_SIGNATURE, "signature does not verify")
+    try:
+        verifier.verify(signed.sig, ENVELOPE_SIG_DOMAIN + env.id)
+    except InvalidSignature:
+        raise SignatureError(ErrorCode.BAD_SIGNATURE, "signature does not verify") from None

@@ -20,10 +20,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
 from .canonical import decode, encode
 from .errors import ErrorCode, KeyLogError, SignatureError, ValidationError
 from .fields import check_bytes, check_int
-from .keys import DIGEST_SIZE, PUBLIC_KEY_SIZE, SIGNATURE_SIZE, SigningKey, commitment, digest
+from .keys import (
+    DIGEST_SIZE,
+    PUBLIC_KEY_SIZE,
+    SIGNATURE_SIZE,
+    SigningKey,
+    commitment,
+    digest,
+    public_key,
+)
 from .keys import verify_signature as ed25519_verify
 
 __all__ = [
@@ -257,14 +267,15 @@ class KeyState:
     """The verified state of one node's key log, after its last known event (§4.5)."""
 
     events: tuple[KeyEvent, ...]
+    node_id: bytes = field(init=False)
+    position: int = field(init=False)
+    # The loaded key object of each position's operational key, for envelope checks.
+    _verifiers: tuple[Ed25519PublicKey, ...] = field(init=False, repr=False, compare=False)
 
-    @property
-    def node_id(self) -> bytes:
-        return self.events[0].digest
-
-    @property
-    def position(self) -> int:
-        return len(self.events) - 1
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "node_id", self.events[0].digest)
+        object.__setattr__(self, "position", len(self.events) - 1)
+        object.__setattr__(self, "_verifiers", tuple(public_key(e.op) for e in self.events))
 
     @property
     def head(self) -> bytes:
@@ -346,11 +357,19 @@ class KeyState:
             raise _bad(ErrorCode.KEYLOG_THRESHOLD_NOT_MET, f"{event.type} needs {needed} officers")
 
     def key_for(self, kpos: int, seq: int) -> bytes:
-        """The operational key for an envelope naming ``kpos`` with sequence ``seq`` (§6.4)."""
+        """The operational key for an envelope naming ``kpos`` with sequence ``seq`` (§4.5)."""
+        self._check_position(kpos, seq)
+        return self.events[kpos].op
+
+    def verifier_for(self, kpos: int, seq: int) -> Ed25519PublicKey:
+        """:meth:`key_for`, as a key object ready to verify with."""
+        self._check_position(kpos, seq)
+        return self._verifiers[kpos]
+
+    def _check_position(self, kpos: int, seq: int) -> None:
         if kpos > self.position:
             raise SignatureError(ErrorCode.KEY_POSITION_UNKNOWN, f"{kpos} > {self.position}")
         if kpos < self.position:
             seal = self.events[kpos + 1].seal
             if seal is not None and seq > seal:
                 raise SignatureError(ErrorCode.KEY_REVOKED, f"seq {seq} after seal {seal}")
-        return self.events[kpos].op

@@ -23,6 +23,7 @@ __all__ = [
     "commitment",
     "digest",
     "fingerprint",
+    "public_key",
     "verify_signature",
 ]
 
@@ -71,16 +72,19 @@ class SigningKey:
 
 
 @lru_cache(maxsize=4096)
-def _public_key(raw: bytes) -> Ed25519PublicKey:
+def public_key(raw: bytes) -> Ed25519PublicKey:
+    """The loaded key object for 32 raw bytes, cached: loading costs as much as hashing."""
+    if len(raw) != PUBLIC_KEY_SIZE:
+        raise ValidationError(ErrorCode.INVALID_FIELD, "an Ed25519 public key is 32 bytes")
     return Ed25519PublicKey.from_public_bytes(raw)
 
 
-def verify_signature(public_key: bytes, signature: bytes, message: bytes) -> bool:
-    """True if ``signature`` is a valid Ed25519 signature of ``message`` by ``public_key``."""
-    if len(public_key) != PUBLIC_KEY_SIZE or len(signature) != SIGNATURE_SIZE:
+def verify_signature(key: bytes, signature: bytes, message: bytes) -> bool:
+    """True if ``signature`` is a valid Ed25519 signature of ``message`` by ``key``."""
+    if len(key) != PUBLIC_KEY_SIZE or len(signature) != SIGNATURE_SIZE:
         return False
     try:
-        _public_key(public_key).verify(signature, message)
+        public_key(key).verify(signature, message)
     except (InvalidSignature, ValueError):
         return False
     return True
