@@ -250,12 +250,12 @@ def _count_signers(signed: SignedKeyEvent, signers: Sequence[bytes]) -> int:
     """Check every signature; return how many distinct signer keys signed (§4.4)."""
     last = -1
     for index, sig in signed.sigs:
+        if not 0 <= index < len(signers):
+            raise _bad(ErrorCode.KEYLOG_BAD_SIGNATURE, f"no signer {index}")
         if index == last:
             raise _bad(ErrorCode.KEYLOG_DUPLICATE_SIGNATURE, f"two signatures by signer {index}")
         if index < last:
             raise _bad(ErrorCode.KEYLOG_BAD_EVENT, "signatures must be sorted by signer index")
-        if not 0 <= index < len(signers):
-            raise _bad(ErrorCode.KEYLOG_BAD_SIGNATURE, f"no signer {index}")
         if not ed25519_verify(signers[index], sig, signed.event.signing_input):
             raise _bad(ErrorCode.KEYLOG_BAD_SIGNATURE, f"signature by signer {index} fails")
         last = index

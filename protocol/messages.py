@@ -34,7 +34,8 @@ __all__ = [
     "Ratio",
 ]
 
-URL_RE: Final = re.compile(r"https?://[^\s/?#]+(/[^\s]*)?")
+# http(s)://, a host part of printable ASCII other than / ? #, then an optional path (§7.1).
+URL_RE: Final = re.compile(r"https?://[!-\x22$-.0->@-~]+(/[!-~]*)?")
 MAX_OPTIONS: Final = 64
 METHODS: Final = frozenset({"majority", "supermajority", "consent"})
 DECIDERS: Final = frozenset({"admins", "organisers", "vote"})

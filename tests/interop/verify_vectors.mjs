@@ -1417,6 +1417,18 @@ function runEncoding(stats) {
   }
 }
 
+// §2.3: six groups of five digits; group i is bytes h[5i..5i+4] big-endian, mod 100000.
+function fingerprint(nodeId) {
+  const h = sha256(Buffer.concat([Buffer.from("TADAMUN-FINGERPRINT-V1\0", "ascii"), nodeId]));
+  const groups = [];
+  for (let i = 0; i < 6; i++) {
+    let n = 0n;
+    for (const byte of h.subarray(5 * i, 5 * i + 5)) n = (n << 8n) | BigInt(byte);
+    groups.push((n % 100000n).toString().padStart(5, "0"));
+  }
+  return groups.join(" ");
+}
+
 function runKeylog(stats) {
   for (const c of loadVectors("keylog.json")) {
     genericChecks(stats, c, KEYEVENT_PREFIX);
@@ -1432,6 +1444,9 @@ function runKeylog(stats) {
         }
         const st = expectOk(() => verifyLog(c.log_hex), "verify log");
         expectEq(hex(st.nodeId), c.node_id_hex, "state node id");
+        if (c.fingerprint !== undefined) {
+          expectEq(fingerprint(st.nodeId), c.fingerprint, "fingerprint (§2.3)");
+        }
         const head = headOf(st);
         expectEq(head.pos, c.state.position, "state position");
         expectEq(hex(head.op), c.state.op_hex, "state op");

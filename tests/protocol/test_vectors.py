@@ -25,6 +25,7 @@ from protocol import (
     SigningKey,
     decode,
     encode,
+    fingerprint,
     parse_body,
     verify,
     verify_signature,
@@ -135,6 +136,7 @@ def test_keylog_vector(case: dict[str, Any]) -> None:
         return
     state = KeyState.from_log(load_log(case["log_hex"]))
     assert state.node_id.hex() == case["node_id_hex"]
+    assert fingerprint(state.node_id) == case["fingerprint"]
     inception = load_log(case["log_hex"][:1])[0].event
     assert state.node_id == hashlib.sha256(inception.canonical).digest()
     expected = case["state"]

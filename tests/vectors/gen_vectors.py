@@ -48,6 +48,7 @@ from protocol import (
     commitment,
     decode,
     encode,
+    fingerprint,
     sign,
     sign_key_event,
 )
@@ -294,6 +295,7 @@ def valid_log(
         "valid": True,
         "log_hex": [e.to_bytes().hex() for e in log],
         "node_id_hex": state.node_id.hex(),
+        "fingerprint": fingerprint(state.node_id),
         "state": {
             "position": state.position,
             "op_hex": state.op.hex(),
@@ -361,6 +363,17 @@ def invalid_keylog_cases(
         ),
     )
     head = log[0].to_bytes().hex()
+    foreign = KeyEvent(
+        type=DELEGATION,
+        pos=1,
+        created=T0,
+        op=OP_1.public,
+        node=seed("another-node"),
+        prev=state.head,
+        seal=2,
+    )
+    sig_0 = (0, OFFICERS[0].sign(inc.signing_input))
+    sig_1 = (1, OFFICERS[1].sign(inc.signing_input))
 
     def case(name: str, events: list[bytes], error: str, **extra: Any) -> Case:
         return {
@@ -447,6 +460,22 @@ def invalid_keylog_cases(
             "known_hex": [head, deleg.to_bytes().hex()],
             "complete": True,
         },
+        case(
+            "event naming another node",
+            [log[0].to_bytes(), sign_key_event(foreign, OFFICERS[:2], state).to_bytes()],
+            "keylog_wrong_node",
+        ),
+        case("unknown field in a key event", [_wire_event(inc, extra="x")], "keylog_bad_event"),
+        case(
+            "signatures out of signer order",
+            [signed_bytes(inc, [sig_1, sig_0])],
+            "keylog_bad_event",
+        ),
+        case(
+            "negative signer index",
+            [signed_bytes(inc, [(-1, sig_0[1]), sig_1])],
+            "keylog_bad_signature",
+        ),
     ]
 
 
@@ -585,7 +614,38 @@ def envelope_cases() -> list[Case]:
         )
     )
     cases.append(valid_relayed(state, context))
+    cases += after_delegation(log, state)
     return cases + invalid_envelope_cases(log, state, context)
+
+
+def after_delegation(log: list[SignedKeyEvent], state: KeyState) -> list[Case]:
+    """Envelopes once officers moved the node to operational key 1 with seal 1 (§4.5)."""
+    deleg = sign_key_event(delegation(state, seal=1), OFFICERS[:2], state)
+    moved = state.extend([deleg])
+    context = {"log_hex": [e.to_bytes().hex() for e in (*log, deleg)], "now": T0}
+    body = {"call": CALL_ID, "text": {"en": "moved"}}
+    return [
+        valid_envelope(
+            "envelope: signed under key-log position 1 by the delegated key",
+            "call.update",
+            body,
+            moved,
+            context,
+            seq=2,
+            kpos=1,
+            signer=OP_1,
+        ),
+        valid_envelope(
+            "envelope: old position, seq within the seal, still valid",
+            "call.update",
+            body,
+            moved,
+            context,
+            seq=1,
+            kpos=0,
+            signer=OP,
+        ),
+    ]
 
 
 def valid_envelope(
@@ -595,12 +655,14 @@ def valid_envelope(
     state: KeyState,
     context: Case,
     seq: int = 1,
+    kpos: int = 0,
+    signer: SigningKey = OP,
     **extra: Any,
 ) -> Case:
     env = build_envelope(
         type=type_,
         origin=state.node_id,
-        kpos=0,
+        kpos=kpos,
         seq=seq,
         prev=None if seq == 1 else seed(f"prev-{seq}"),
         created=T0 - 60,
@@ -608,14 +670,14 @@ def valid_envelope(
         audience="allies",
         **extra,
     )
-    signed = sign(env, OP)
+    signed = sign(env, signer)
     return {
         "name": name,
         "valid": True,
         "type": type_,
         **context,
-        "seed_hex": OP.seed.hex(),
-        "public_key_hex": OP.public.hex(),
+        "seed_hex": signer.seed.hex(),
+        "public_key_hex": signer.public.hex(),
         "canonical_hex": signed.to_bytes().hex(),
         "id_input_hex": env.canonical.hex(),
         "id_hex": env.id.hex(),
@@ -828,12 +890,48 @@ def invalid_envelope_cases(log: list[SignedKeyEvent], state: KeyState, context: 
             "parse",
         ),
         case(
+            "signature with a non-canonical S (S + L)",
+            non_canonical_s(good),
+            "bad_signature",
+            "verify",
+        ),
+        case(
+            "outer map with an unknown key",
+            encode({"env": base, "sig": bytes(64), "zz": 1}),
+            "malformed",
+            "decode",
+        ),
+        case(
+            "relay path entry of 31 bytes",
+            encode({"env": base, "relay": {"path": [b"\x01" * 31]}, "sig": bytes(64)}),
+            "invalid_field",
+            "decode",
+        ),
+        case(
+            "type longer than 128 bytes",
+            sign_fields(base | {"type": "org.example." + "a" * 120}, OP),
+            "too_long",
+            "decode",
+        ),
+        case(
             "language tag not lower case",
             sign_fields(base | {"body": {"call": CALL_ID, "text": {"EN": "x"}}}, OP),
             "invalid_field",
             "parse",
         ),
     ]
+
+
+# The order of the Ed25519 group (RFC 8032 §5.1): a signature's S must be below it.
+ED25519_L = 2**252 + 27742317777372353535851937790883648493
+
+
+def non_canonical_s(wire: bytes) -> bytes:
+    """The same signature with S replaced by S + L: equal modulo L, but not canonical."""
+    sig = wire[-64:]
+    s = int.from_bytes(sig[32:], "little") + ED25519_L
+    assert s < 2**256
+    return wire[:-64] + sig[:32] + s.to_bytes(32, "little")
 
 
 def sign_fields(fields: dict[str, Any], signer: SigningKey) -> bytes:
