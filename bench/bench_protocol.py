@@ -18,7 +18,6 @@ from collections.abc import Callable
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from protocol import (
-    INCEPTION,
     CallIssue,
     KeyEvent,
     KeyState,
@@ -27,7 +26,6 @@ from protocol import (
     SigningKey,
     Threshold,
     build_envelope,
-    commitment,
     decode,
     encode,
     sign,
@@ -56,14 +54,12 @@ def typical_call() -> CallIssue:
 def setup() -> tuple[KeyState, SigningKey, CallIssue]:
     officers = [SigningKey.generate() for _ in range(3)]
     op = SigningKey.generate()
-    event = KeyEvent(
-        type=INCEPTION,
-        pos=0,
-        created=NOW,
-        op=op.public,
-        officers=tuple(k.public for k in officers),
+    event = KeyEvent.inception(
+        officers=[k.public for k in officers],
         threshold=2,
-        next=tuple(commitment(SigningKey.generate().public) for _ in range(3)),
+        next_officers=[SigningKey.generate().public for _ in range(3)],
+        op=op.public,
+        created=NOW,
     )
     return KeyState.from_log([sign_key_event(event, officers[:2])]), op, typical_call()
 

@@ -160,6 +160,22 @@ class KeyEvent:
         return {"officers": list(officers), "threshold": self.threshold, "next": list(nxt)}
 
     @classmethod
+    def inception(
+        cls,
+        *,
+        officers: Sequence[bytes],
+        threshold: int,
+        next_officers: Sequence[bytes],
+        op: bytes,
+        created: int,
+    ) -> KeyEvent:
+        """A node's first event; ``next_officers`` are public keys, committed by digest."""
+        return cls(
+            type=INCEPTION, pos=0, created=created, op=op, officers=tuple(officers),
+            threshold=threshold, next=tuple(commitment(k) for k in next_officers),
+        )  # fmt: skip
+
+    @classmethod
     def from_wire(cls, wire: object) -> KeyEvent:
         if not isinstance(wire, dict):
             raise _bad(ErrorCode.KEYLOG_BAD_EVENT, "a key event is a map")
@@ -355,6 +371,30 @@ class KeyState:
             needed = max(self.threshold, event.threshold)
         if _count_signers(signed, _signer_list(event, self)) < needed:
             raise _bad(ErrorCode.KEYLOG_THRESHOLD_NOT_MET, f"{event.type} needs {needed} officers")
+
+    def delegation(self, *, op: bytes, seal: int, created: int) -> KeyEvent:
+        """The next event: a new operational key, to be signed by the current officers."""
+        return KeyEvent(
+            type=DELEGATION, pos=self.position + 1, created=created, op=op,
+            node=self.node_id, prev=self.head, seal=seal,
+        )  # fmt: skip
+
+    def rotation(
+        self,
+        *,
+        officers: Sequence[bytes],
+        threshold: int,
+        next_officers: Sequence[bytes],
+        seal: int,
+        created: int,
+        op: bytes | None = None,
+    ) -> KeyEvent:
+        """The next event: revealed officers (public keys) take over; the op key may stay."""
+        return KeyEvent(
+            type=ROTATION, pos=self.position + 1, created=created, op=op or self.op,
+            node=self.node_id, prev=self.head, seal=seal, officers=tuple(officers),
+            threshold=threshold, next=tuple(commitment(k) for k in next_officers),
+        )  # fmt: skip
 
     def key_for(self, kpos: int, seq: int) -> bytes:
         """The operational key for an envelope naming ``kpos`` with sequence ``seq`` (§4.5)."""

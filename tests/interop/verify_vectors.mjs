@@ -1103,10 +1103,14 @@ function parseDictionary(s, kind) {
 function headerValues(headers, name) {
   return headers.filter(([n]) => n.toLowerCase() === name).map(([, v]) => v);
 }
+/** Reading a field (§10.3): once only, trimmed of SP/HTAB, printable ASCII or HTAB. */
 function oneHeader(headers, name, codeIfTwice) {
   const vs = headerValues(headers, name);
   if (vs.length > 1) fail(codeIfTwice, `${name} given twice`);
-  return vs.length === 0 ? undefined : vs[0];
+  if (vs.length === 0) return undefined;
+  const value = vs[0].replace(/^[ \t]+|[ \t]+$/g, "");
+  if (!/^[\x20-\x7e\t]*$/.test(value)) fail("httpsig_malformed", `${name} is not printable ASCII`);
+  return value;
 }
 
 /** §10.4 target URI rules; returns its parts. */
@@ -1239,9 +1243,11 @@ function verifyProfileRequest(req, now, ownNodeId, resolve) {
   const { method, url, headers } = req;
   const body = unhex(req.body_hex);
   const required = ["content-digest", "tadamun-destination", "signature-input", "signature"];
-  // Step 1
-  for (const n of required) if (headerValues(headers, n).length === 0) fail("httpsig_missing", `${n} absent`);
-  for (const n of required) if (headerValues(headers, n).length > 1) fail("httpsig_malformed", `${n} given twice`);
+  // Step 1 (§10.6): two pairs, each field read (once, trimmed, ASCII), then both present.
+  for (const pair of [required.slice(0, 2), required.slice(2)]) {
+    const values = pair.map((n) => oneHeader(headers, n, "httpsig_malformed"));
+    pair.forEach((n, i) => values[i] === undefined && fail("httpsig_missing", `${n} absent`));
+  }
   // Step 2
   const { items, params, sig } = parseSigFields(headers, "tadamun");
   // Step 3
@@ -1585,15 +1591,15 @@ function runSpecExamples(stats) {
     expectEq(`sha-256=:${sha256(Buffer.alloc(0)).toString("base64")}:`, "sha-256=:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=:", "digest");
   });
   runCheck(stats, "§10.1 example body digest", "digest", () => {
-    const body = Buffer.from("82a474797065a470696e67a26964cd0539", "hex");
+    const body = Buffer.from("82a26964cd0539a474797065a470696e67", "hex");
     expectEq(body.length, 17, "body length");
-    expectEq(sha256(body).toString("base64"), "SgwdWJ8IWyxe6JqkrPJSqUZ4vF3GXaa+W0M4GrHZZxU=", "digest");
+    expectEq(sha256(body).toString("base64"), "jpnS3sXAAiAOIQh1wv0B4E7Rg5M4pyoxCASpO4O4TOM=", "digest");
     // Not counted: §14 says bodies are canonical msgpack, but this example body is not.
     try {
       mpDecode(body);
     } catch (e) {
       if (!(e instanceof ProtoError)) throw e;
-      specNotes.push(`§10.1 example body {"type":"ping","id":1337} is not canonical msgpack (${e.message}); §14 says bodies are canonical`);
+      specNotes.push(`§10.1 example body is not canonical msgpack (${e.message}); §14 says bodies are canonical`);
     }
   });
   runCheck(stats, "§2.1 prefixes", "prefix", () => {

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from hypothesis import given
 from hypothesis import strategies as st
 
+from protocol import decode, encode
 from protocol.errors import ErrorCode, HttpSignatureError
 from protocol.httpsig import (
     PROFILE_COMPONENTS,
@@ -374,7 +375,7 @@ SENDER = hashlib.sha256(b"sender").hexdigest()
 RECEIVER = hashlib.sha256(b"receiver").hexdigest()
 STRANGER = hashlib.sha256(b"stranger").hexdigest()
 URL = "https://node-b.example/federation/v1/inbox"
-PAYLOAD = b"\x82\xa4type\xa4ping\xa2id\x01"
+PAYLOAD = b"\x82\xa2id\x01\xa4type\xa4ping"  # canonical msgpack {"id": 1, "type": "ping"}
 CREATED = 1_700_000_000
 NONCE = "n0nce-0123456789_AB"
 SIGNED_NAMES = ("Content-Digest", "Tadamun-Destination", "Signature-Input", "Signature")
@@ -513,6 +514,24 @@ def test_verify_accepts_extra_unsigned_headers_and_other_signatures() -> None:
     req.header("Signature", req.headers["Signature"] + ", x=:AAAA:").verify()
 
 
+def test_verify_ignores_fields_it_does_not_read() -> None:
+    # SPEC.md §10.3: "given twice" and the ASCII rule apply to the fields the verifier reads.
+    headers = dict(GOOD.headers) | {"X-Note": "caf\u00e9", "Accept": "a", "accept": "b"}
+    replace(GOOD, headers=headers).verify()
+
+
+def test_other_signature_members_must_fit_the_subset() -> None:
+    # SPEC.md §10.3: every member of Signature-Input / Signature is parsed with the subset.
+    for name, extra in [
+        ("Signature-Input", ', x=("@method");foo="bar"'),
+        ("Signature-Input", ', x=("@query-param";name="a")'),
+        ("Signature", ", x=:AAA:"),
+    ]:
+        with pytest.raises(HttpSignatureError) as info:
+            _edit(name, GOOD.headers[name], GOOD.headers[name] + extra).verify()
+        assert info.value.code == MALFORMED
+
+
 MD5_ONLY = "md5=:AAAAAAAAAAAAAAAAAAAAAA==:"
 WITH_DATE = GOOD.header("Date", "today")
 
@@ -582,6 +601,8 @@ def test_profile_rejections(req: Req, code: ErrorCode) -> None:
     assert info.value.code == code
 
 
+USERINFO_URL = URL.replace("https://", "https://relay@")
+
 CHECK_ORDER: list[tuple[str, Req, ErrorCode]] = [
     ("tag-before-expiry", replace(resigned(GOOD, tag="x"), now=CREATED + 999), MALFORMED),
     ("expired-before-target", replace(signed(destination=STRANGER), now=CREATED + 400), EXPIRED),
@@ -589,6 +610,30 @@ CHECK_ORDER: list[tuple[str, Req, ErrorCode]] = [
     ("target-before-digest", replace(signed(destination=STRANGER), body=b""), WRONG_TARGET),
     ("digest-before-key", replace(signed(keyid=STRANGER), body=b""), BAD_DIGEST),
     ("key-before-signature", replace(signed(keyid=STRANGER), method="PUT"), UNKNOWN_KEY),
+    # Step 1 reads Content-Digest and Tadamun-Destination, checks both are present, then does
+    # the same for Signature-Input and Signature: a repeated or non-ASCII field is
+    # httpsig_malformed when it is read.
+    (
+        "repeated-digest-before-missing-signature",
+        _repeated("Content-Digest").header("Signature", None),
+        MALFORMED,
+    ),
+    (
+        "missing-digest-before-repeated-signature",
+        _repeated("Signature").header("Content-Digest", None),
+        MISSING,
+    ),
+    (
+        "non-ascii-destination-at-step-1",
+        replace(GOOD.header("Tadamun-Destination", RECEIVER + "\u00e9"), now=CREATED + 999),
+        MALFORMED,
+    ),
+    # Building the signature base (step 13) is where the method and target URI are checked.
+    ("key-before-target-uri", replace(signed(keyid=STRANGER), url=USERINFO_URL), UNKNOWN_KEY),
+    ("digest-before-target-uri", replace(GOOD, url=USERINFO_URL, body=b""), BAD_DIGEST),
+    ("target-uri-at-step-13", replace(GOOD, url=USERINFO_URL), MALFORMED),
+    ("method-at-step-13", replace(GOOD, method="P OST"), MALFORMED),
+    ("key-before-method", replace(signed(keyid=STRANGER), method="P OST"), UNKNOWN_KEY),
 ]
 
 
@@ -717,6 +762,19 @@ def test_sign_then_verify_round_trips(method: str, path: str, body: bytes, nonce
 # --- Known-answer vectors (tests/vectors/http_signatures.json) ---------------------------------
 
 CASES: list[dict[str, Any]] = json.loads(VECTORS.read_text(encoding="utf-8"))["cases"]
+CASE_FIELDS = frozenset(
+    {"name", "kind", "label", "valid", "note", "seed_hex", "public_key_hex", "keyid", "request",
+     "now", "own_node_id", "signing_input_hex", "signature_hex", "sign", "error"}
+)  # fmt: skip
+HTTPSIG_CODES = frozenset(code for code in ErrorCode if code.startswith("httpsig_")) - {
+    "httpsig_replayed"  # node-level (SPEC.md §10.8): no pure vector can show it
+}
+
+
+def _field(headers: list[list[str]], name: str) -> str:
+    """The one header entry called ``name`` (any case), trimmed as SPEC.md §10.4 says."""
+    (value,) = [v for k, v in headers if k.lower() == name.lower()]
+    return value.strip(" \t")
 
 
 def _vector_verify(case: dict[str, Any], headers: dict[str, str]) -> None:
@@ -769,11 +827,84 @@ def test_vectors_cover_every_profile_error_code() -> None:
     assert sum(case["valid"] and case["kind"] == "tadamun-profile" for case in CASES) >= 2
 
 
+def test_vector_cases_are_well_formed() -> None:
+    names = [case["name"] for case in CASES]
+    assert len(set(names)) == len(names)
+    assert CASES[0]["kind"] == "rfc9421"
+    for case in CASES:
+        assert set(case) <= CASE_FIELDS, case["name"]
+        assert case["kind"] in {"rfc9421", "tadamun-profile"}
+        assert isinstance(case.get("note", ""), str)
+        headers = case["request"]["headers"]
+        assert all(len(pair) == 2 for pair in headers)
+        # Entries differing only in case stay apart in a dict; exact repeats would not.
+        assert len(dict(headers)) == len(headers), case["name"]
+        if case["valid"]:
+            assert "error" not in case
+            assert {"signing_input_hex", "signature_hex"} <= set(case)
+        else:
+            assert case["error"] in HTTPSIG_CODES, case["name"]
+            assert not {"signing_input_hex", "signature_hex", "sign"} & set(case)
+
+
+def test_vectors_cover_the_strictness_rules() -> None:
+    by_name = {case["name"]: case for case in CASES}
+    expected = {
+        "valid-parameters-leading-zeros": None,
+        "valid-parameters-reordered": None,
+        "valid-signature-input-spaces": None,
+        "valid-surrounding-whitespace": None,
+        "valid-second-signature": None,
+        "valid-repeated-unread-header": None,
+        "valid-digest-sha256-and-sha512": None,
+        "signature-base64-unpadded": MALFORMED,
+        "signature-base64-nonzero-pad-bits": MALFORMED,
+        "signature-input-duplicate-parameter": MALFORMED,
+        "signature-input-unknown-parameter": MALFORMED,
+        "signature-input-token-parameter": MALFORMED,
+        "signature-input-boolean-parameter": MALFORMED,
+        "signature-input-parameter-without-value": MALFORMED,
+        "second-signature-unknown-parameter": MALFORMED,
+        "content-digest-given-twice": MALFORMED,
+        "destination-given-twice": MALFORMED,
+        "destination-not-ascii": MALFORMED,
+        "digest-sha512-wrong-beside-sha256": BAD_DIGEST,
+        "target-uri-userinfo": MALFORMED,
+        "target-uri-fragment": MALFORMED,
+        "target-uri-not-http": MALFORMED,
+    }
+    assert {name: by_name[name].get("error") for name in expected} == expected
+
+
+def test_vector_example_body_is_canonical_msgpack() -> None:
+    # SPEC.md §10.1 shows valid-post; its body must itself be canonical (§3.4: sorted keys).
+    (post,) = [case for case in CASES if case["name"] == "valid-post"]
+    body = bytes.fromhex(post["request"]["body_hex"])
+    assert decode(body) == {"id": 1337, "type": "ping"}
+    assert encode(decode(body)) == body
+
+
+def test_vectors_with_equivalent_text_share_valid_posts_signature() -> None:
+    # Leading zeros, spaces, surrounding whitespace and a second signature change the field
+    # text but not the parsed parameters, so the signature base and signature are valid-post's.
+    by_name = {case["name"]: case for case in CASES}
+    post = by_name["valid-post"]
+    for name in (
+        "valid-parameters-leading-zeros", "valid-signature-input-spaces",
+        "valid-surrounding-whitespace", "valid-second-signature", "valid-repeated-unread-header",
+    ):  # fmt: skip
+        case = by_name[name]
+        assert case["signing_input_hex"] == post["signing_input_hex"], name
+        assert case["signature_hex"] == post["signature_hex"], name
+        assert case["request"]["headers"] != post["request"]["headers"], name
+
+
 @pytest.mark.parametrize("case", CASES, ids=[case["name"] for case in CASES])
 def test_known_answer_vector(case: dict[str, Any]) -> None:
     key = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(case["seed_hex"]))
     assert key.public_key().public_bytes_raw().hex() == case["public_key_hex"]
     headers = dict(case["request"]["headers"])
+    assert len(headers) == len(case["request"]["headers"])
     if not case["valid"]:
         with pytest.raises(HttpSignatureError) as info:
             _vector_verify(case, headers)
@@ -781,13 +912,14 @@ def test_known_answer_vector(case: dict[str, Any]) -> None:
         return
     _vector_verify(case, headers)
     label = case.get("label", "tadamun")
-    params = parse_signature_input(headers["Signature-Input"])[label]
     request = case["request"]
+    params = parse_signature_input(_field(request["headers"], "Signature-Input"))[label]
     base = signature_base(
         method=request["method"], url=request["url"], headers=headers, params=params
     )
     assert base.hex() == case["signing_input_hex"]
     assert key.sign(base).hex() == case["signature_hex"]
-    assert parse_signature(headers["Signature"])[label].hex() == case["signature_hex"]
+    signature = parse_signature(_field(request["headers"], "Signature"))[label]
+    assert signature.hex() == case["signature_hex"]
     if "sign" in case:
         assert _vector_resign(case, key) == [tuple(pair) for pair in request["headers"]]

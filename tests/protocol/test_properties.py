@@ -315,14 +315,12 @@ OP_1 = key("operational-1")
 
 def build_log() -> list[SignedKeyEvent]:
     """Inception (2 of 3), a delegation to a new operational key, a rotation of the officers."""
-    inception = KeyEvent(
-        type=INCEPTION,
-        pos=0,
-        created=T0 - 86_400,
-        op=OP.public,
-        officers=tuple(k.public for k in OFFICERS),
+    inception = KeyEvent.inception(
+        officers=[k.public for k in OFFICERS],
         threshold=2,
-        next=tuple(commitment(k.public) for k in NEXT_OFFICERS),
+        next_officers=[k.public for k in NEXT_OFFICERS],
+        op=OP.public,
+        created=T0 - 86_400,
     )
     log = [sign_key_event(inception, OFFICERS[:2])]
     state = KeyState.from_log(log)
