@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint bench vectors clean
+.PHONY: run selfcheck test lint bench vectors clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,8 +12,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test,dev]'
 	touch $(STAMP)
 
-## run: start Tadamun (until the node lands: the protocol self-check)
+DATA ?= data
+
+## run: start a node on SQLite in ./data (created, with its keys and an admin invite, on first run)
 run: $(STAMP)
+	@test -f $(DATA)/tadamun.toml || $(BIN)/tadamun init --data-dir $(DATA) --name "Demo union"
+	$(BIN)/tadamun serve --data-dir $(DATA)
+
+## selfcheck: prove the protocol core works on this machine
+selfcheck: $(STAMP)
 	$(BIN)/tadamun selfcheck
 
 ## test: lint, type-check and run the whole test suite

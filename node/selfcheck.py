@@ -14,9 +14,6 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from protocol import (
-    DELEGATION,
-    INCEPTION,
-    ROTATION,
     CallIssue,
     KeyEvent,
     KeyState,
@@ -25,7 +22,6 @@ from protocol import (
     SigningKey,
     Threshold,
     build_envelope,
-    commitment,
     fingerprint,
     sign,
     sign_key_event,
@@ -86,14 +82,12 @@ def _new_node(now: int) -> _Node:
     officers = [SigningKey.generate() for _ in range(3)]
     next_officers = [SigningKey.generate() for _ in range(3)]
     op = SigningKey.generate()
-    event = KeyEvent(
-        type=INCEPTION,
-        pos=0,
-        created=now,
-        op=op.public,
-        officers=tuple(k.public for k in officers),
+    event = KeyEvent.inception(
+        officers=[k.public for k in officers],
         threshold=2,
-        next=tuple(commitment(k.public) for k in next_officers),
+        next_officers=[k.public for k in next_officers],
+        op=op.public,
+        created=now,
     )
     state = KeyState.from_log([sign_key_event(event, officers[:2])])
     return _Node(officers, next_officers, op, state)
@@ -133,15 +127,7 @@ def _steps(now: int) -> list[tuple[str, Callable[[], str]]]:
 
     def delegate() -> str:
         node.op = SigningKey.generate()
-        event = KeyEvent(
-            type=DELEGATION,
-            pos=1,
-            created=now,
-            op=node.op.public,
-            node=node.state.node_id,
-            prev=node.state.head,
-            seal=node.seq,
-        )
+        event = node.state.delegation(op=node.op.public, seal=node.seq, created=now)
         node.state = node.state.extend([sign_key_event(event, node.officers[1:], node.state)])
         verify(first, node.state, now=now)  # sealed history stays valid
         thief = node.envelope(now, op=seized_op, kpos=0)  # backdated to the old key's position
@@ -152,17 +138,12 @@ def _steps(now: int) -> list[tuple[str, Callable[[], str]]]:
         return "2 of 3 officers moved the node to a new server key; the seized key is refused"
 
     def rotate() -> str:
-        event = KeyEvent(
-            type=ROTATION,
-            pos=2,
-            created=now,
-            op=node.op.public,
-            node=node.state.node_id,
-            prev=node.state.head,
-            seal=node.seq,
-            officers=tuple(k.public for k in node.next_officers),
+        event = node.state.rotation(
+            officers=[k.public for k in node.next_officers],
             threshold=2,
-            next=tuple(commitment(SigningKey.generate().public) for _ in range(3)),
+            next_officers=[SigningKey.generate().public for _ in range(3)],
+            seal=node.seq,
+            created=now,
         )
         node.state = node.state.extend([sign_key_event(event, node.next_officers[:2])])
         return f"pre-committed officers took over at key-log position {node.state.position}"

@@ -1,0 +1,1 @@
+"""Services own transactions and the node's rules; they never import aiohttp."""
