@@ -39,10 +39,10 @@ __all__ = [
 ]
 
 MAX_INT: Final = 2**53 - 1
+MIN_INT: Final = -(2**53 - 1)
 # One packer for every encode: msgpack packs holding the GIL and resets its buffer after each
 # value, and building a packer per call costs a third of packing 1 KiB.
 _PACKER: Final = msgpack.Packer(use_bin_type=True)
-MIN_INT: Final = -(2**53 - 1)
 
 # The values the profile can carry (§3.1); `dict` keys are always `str`.
 Value = None | bool | int | str | bytes | list[Any] | dict[str, Any]
