@@ -61,6 +61,7 @@ from .messages import (
     PeerAlliance,
     PeerIntroduce,
     Ratio,
+    peering_proof,
 )
 from .registry import MESSAGE_TYPES, parse_body
 
@@ -117,6 +118,7 @@ __all__ = [
     "encode",
     "fingerprint",
     "parse_body",
+    "peering_proof",
     "sign",
     "sign_key_event",
     "verify",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,12 +28,14 @@ from .keys import DIGEST_SIZE
 from .message import Message, Part
 
 __all__ = [
+    "PEERING_DOMAIN",
     "DecisionOutcome",
     "DecisionSummary",
     "NodeDescriptor",
     "PeerAlliance",
     "PeerIntroduce",
     "Ratio",
+    "peering_proof",
 ]
 
 # http(s)://, a host part of printable ASCII other than / ? #, then an optional path (§7.1).
@@ -39,6 +43,7 @@ URL_RE: Final = re.compile(r"https?://[!-\x22$-.0->@-~]+(/[!-~]*)?")
 MAX_OPTIONS: Final = 64
 METHODS: Final = frozenset({"majority", "supermajority", "consent"})
 DECIDERS: Final = frozenset({"admins", "organisers", "vote"})
+PEERING_DOMAIN: Final = b"TADAMUN-PEERING-V1\x00"  # the proof of a peer.introduce (§8.3)
 
 
 def _set(obj: object, name: str, value: object) -> None:
@@ -86,6 +91,15 @@ class PeerIntroduce(Message):
         check_bytes("invite", self.invite, 16)
         check_bytes("proof", self.proof, 32)
         check_str("endpoint", self.endpoint, 512, URL_RE)
+
+
+def peering_proof(secret: bytes, inviter: bytes, joiner: bytes) -> bytes:
+    """The ``proof`` of a ``peer.introduce`` (§8.3): HMAC-SHA256 keyed with the invite's
+    32-byte secret over the domain, the inviter's and the joiner's node ids."""
+    check_bytes("secret", secret, 32)
+    check_bytes("inviter", inviter, DIGEST_SIZE)
+    check_bytes("joiner", joiner, DIGEST_SIZE)
+    return hmac.new(secret, PEERING_DOMAIN + inviter + joiner, hashlib.sha256).digest()
 
 
 @dataclass(frozen=True, slots=True)
