@@ -18,6 +18,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session
 
 __all__ = [
     "MIGRATIONS_DIR",
@@ -61,11 +62,18 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # Deleted rows are overwritten, not left in free pages: erased secret-ballot voter keys
+    # must not be recoverable from a seized disk.
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[Any]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+    """Sessions on ``engine``. Each factory has its own Session subclass (as a synchronous
+    ``sessionmaker`` has), so session events can be listened to for one application alone:
+    delivery wakes its workers after commits (``node.storage.outbox.on_commit``)."""
+    own_class = type("NodeSession", (Session,), {})
+    return async_sessionmaker(engine, expire_on_commit=False, sync_session_class=own_class)
 
 
 def alembic_config(connection: Connection | None = None) -> AlembicConfig:

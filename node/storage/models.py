@@ -7,6 +7,7 @@ user agent, ever; contact fields are stored encrypted.
 from __future__ import annotations
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     ForeignKey,
     Index,
@@ -20,19 +21,37 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
+    "ActivationRow",
+    "Alliance",
     "ApiToken",
     "AuditEntry",
     "Ballot",
     "Base",
+    "CallRow",
+    "CallUpdateRow",
+    "ContactLogEntry",
+    "EarlyCancel",
+    "Endorsement",
+    "EnvelopeRow",
+    "EscrowEntry",
+    "ForkEvidence",
     "GovernancePolicy",
     "Invite",
     "KeyEventRow",
     "LoginSession",
     "LoginThrottle",
     "Member",
+    "Nonce",
+    "Notification",
+    "OriginHead",
+    "OutboxEntry",
+    "Peer",
+    "PeerInvite",
+    "Pledge",
     "Proposal",
     "ProposalOption",
     "Setting",
+    "TallyRow",
     "VoterRoll",
 ]
 
@@ -199,7 +218,10 @@ class Ballot(Base):
     vote until close, and it is erased at close, so no query can join voter to choice."""
 
     __tablename__ = "ballots"
-    __table_args__ = (UniqueConstraint("proposal_id", "voter_key"),)
+    __table_args__ = (
+        UniqueConstraint("proposal_id", "voter_key"),
+        Index("ix_ballots_proposal_id_member_id", "proposal_id", "member_id"),  # "my vote"
+    )
     id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
     proposal_id: Mapped[int] = mapped_column(ID, ForeignKey("proposals.id", ondelete="CASCADE"))
     voter_key: Mapped[bytes | None] = mapped_column(LargeBinary(32))
@@ -216,3 +238,314 @@ class VoterRoll(Base):
         ID, ForeignKey("proposals.id", ondelete="CASCADE"), primary_key=True
     )
     member_id: Mapped[int] = mapped_column(ID, ForeignKey("members.id"), primary_key=True)
+
+
+class EnvelopeRow(Base):
+    """Every envelope this node holds, its own and other origins', by origin and sequence
+    number (SPEC §5.2); ``wire`` is the signed bytes exactly as received or published.
+
+    ``(origin, seq)`` is the primary key, so two writers can never both take one of this
+    node's numbers, and a second envelope with a held number is a fork (kept in
+    :class:`ForkEvidence`, never here). ``wire`` is None for a *withheld* entry: an envelope
+    whose id this node learned (a catch-up answer, SPEC §14) but whose audience does not
+    include it, so that the origin's chain still links."""
+
+    __tablename__ = "envelopes"
+    __table_args__ = (Index("ix_envelopes_type", "type"),)
+    origin: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    id: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    type: Mapped[str] = mapped_column(String(128))
+    audience: Mapped[str] = mapped_column(String(80))
+    wire: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    received_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class OriginHead(Base):
+    """How far this node holds each origin's log without a gap: ``seq`` and its id."""
+
+    __tablename__ = "origin_heads"
+    origin: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    id: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class EscrowEntry(Base):
+    """A verified envelope that arrived before its predecessor, held (bounded) until the
+    gap is filled by push or catch-up, then applied in order."""
+
+    __tablename__ = "escrow"
+    __table_args__ = (Index("ix_escrow_received_at", "received_at"),)
+    origin: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    id: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    wire: Mapped[bytes] = mapped_column(LargeBinary)
+    received_at: Mapped[int] = mapped_column(BigInteger)
+    via: Mapped[bytes | None] = mapped_column(LargeBinary(32))  # the peer that sent it
+
+
+class ForkEvidence(Base):
+    """Proof that a node forked a log, shown to admins: ``kind`` ``envelope``, a validly
+    signed envelope taking a sequence number the origin already used for another (SPEC
+    §5.2); or ``key_event``, a validly signed key event at a position held with another
+    digest (SPEC §4.6, ``seq`` is then the position and ``id`` the event digest)."""
+
+    __tablename__ = "fork_evidence"
+    id: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    origin: Mapped[bytes] = mapped_column(LargeBinary(32), index=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    wire: Mapped[bytes] = mapped_column(LargeBinary)
+    received_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class Peer(Base):
+    """A node this one was introduced to (SPEC §8.3), and the state of delivery to it.
+
+    ``state``: ``introduced`` (keys exchanged, fingerprints not yet confirmed by an admin),
+    ``allied``, ``blocked``, ``removed``. Delivery backs off per peer: ``next_attempt_at``
+    and ``failures``; any authenticated contact from the peer resets them."""
+
+    __tablename__ = "peers"
+    node_id: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    endpoint: Mapped[str] = mapped_column(String(2048))
+    name: Mapped[str] = mapped_column(String(512), default="")
+    state: Mapped[str] = mapped_column(String(16))
+    they_allied: Mapped[bool] = mapped_column(default=False)  # their peer.alliance says so
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+    last_contact_at: Mapped[int | None] = mapped_column(BigInteger)
+    failures: Mapped[int] = mapped_column(BigInteger, default=0)
+    next_attempt_at: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_delivery_at: Mapped[int | None] = mapped_column(BigInteger)
+    last_error: Mapped[str | None] = mapped_column(String(256))
+
+
+class PeerInvite(Base):
+    """A peering invite this node made (SPEC §8.3). The secret is not stored: it is derived
+    from the local secret and the invite id, so a copy of the database alone cannot peer."""
+
+    __tablename__ = "peer_invites"
+    id: Mapped[bytes] = mapped_column(LargeBinary(16), primary_key=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int] = mapped_column(BigInteger)
+    used_at: Mapped[int | None] = mapped_column(BigInteger)
+    used_by: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    created_by: Mapped[int | None] = mapped_column(ID, ForeignKey("members.id"))
+
+
+class OutboxEntry(Base):
+    """One envelope still to deliver to one peer, written in the transaction that stored the
+    envelope. Deleted once the peer acknowledged it (or refused it for good, or it expired)."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        UniqueConstraint("peer", "envelope_id"),
+        Index("ix_outbox_peer_id", "peer", "id"),
+    )
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    peer: Mapped[bytes] = mapped_column(
+        LargeBinary(32), ForeignKey("peers.node_id", ondelete="CASCADE")
+    )
+    envelope_id: Mapped[bytes] = mapped_column(
+        LargeBinary(32), ForeignKey("envelopes.id", ondelete="CASCADE")
+    )
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int | None] = mapped_column(BigInteger)
+    attempts: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Nonce(Base):
+    """Transport-signature nonces seen (SPEC §10.8), shared by every process of the node."""
+
+    __tablename__ = "nonces"
+    __table_args__ = (Index("ix_nonces_expires_at", "expires_at"),)
+    keyid: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class ContactLogEntry(Base):
+    """The bounded log of refused federation contacts (unknown or blocked senders, bad
+    signatures): the only trace a node that was never introduced leaves here."""
+
+    __tablename__ = "contact_log"
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    at: Mapped[int] = mapped_column(BigInteger, index=True)
+    node_id: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    code: Mapped[str] = mapped_column(String(64))
+
+
+class Alliance(Base):
+    """What another node last declared in ``peer.alliance`` (SPEC §8.3): ``node`` is allied
+    with ``peer`` (``state`` ``allied``) or no longer (``ended``). ``seq`` is the declaring
+    envelope's, so only a newer declaration replaces one. A relay forwards ``node``'s
+    ``allies`` envelopes only to the peers ``node`` declared allied (SPEC §5.5, §14). This
+    node's own alliances are the ``allied`` state of its peers, never rows here."""
+
+    __tablename__ = "alliances"
+    node: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    peer: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
+# Calls to action (SPEC §8.5, §9). Calls, tallies, endorsements and activations are
+# organisation-level facts from signed envelopes; pledges and notifications are members' own
+# and never leave the node. Received facts name their call by its 32-byte id (``call_id``),
+# since they may arrive before the call itself.
+
+
+class CallRow(Base):
+    """A call to action this node holds, its own or another node's, as amended so far.
+
+    ``state``: open, cancelled, concluded, activated or void. ``stance`` is this node's own
+    position on it: own (it issued it), undecided (admins or organisers to decide), voting (a
+    member proposal is open), endorsed or declined. ``meeting_point`` and ``created_by`` are
+    local and never signed. The ``tally_*`` columns are this node's own published tally and
+    when the next one is due; ``recheck`` says tallies changed since activation was checked."""
+
+    __tablename__ = "calls"
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    call_id: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    origin: Mapped[bytes] = mapped_column(LargeBinary(32), index=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(16))
+    audience: Mapped[str] = mapped_column(String(80))
+    title: Mapped[dict[str, str]] = mapped_column(JSON)
+    text: Mapped[dict[str, str]] = mapped_column(JSON)
+    starts: Mapped[int | None] = mapped_column(BigInteger)
+    ends: Mapped[int | None] = mapped_column(BigInteger)
+    region: Mapped[str | None] = mapped_column(String(64))
+    place: Mapped[str | None] = mapped_column(String(200))
+    sectors: Mapped[list[str]] = mapped_column(JSON)
+    regions: Mapped[list[str]] = mapped_column(JSON)
+    pledges_needed: Mapped[int | None] = mapped_column(BigInteger)
+    orgs_needed: Mapped[int | None] = mapped_column(BigInteger)
+    deadline: Mapped[int | None] = mapped_column(BigInteger)
+    state: Mapped[str] = mapped_column(String(16))
+    stance: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    received_at: Mapped[int] = mapped_column(BigInteger)
+    amended_seq: Mapped[int | None] = mapped_column(BigInteger)
+    outcome: Mapped[str | None] = mapped_column(String(16))  # of call.conclude
+    note: Mapped[dict[str, str] | None] = mapped_column(JSON)  # cancel reason, conclusion
+    activation: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    meeting_point: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[int | None] = mapped_column(ID, ForeignKey("members.id"))
+    tally_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    tally_firm: Mapped[int] = mapped_column(BigInteger, default=0)
+    tally_conditional: Mapped[int] = mapped_column(BigInteger, default=0)
+    tally_at: Mapped[int | None] = mapped_column(BigInteger)
+    tally_due_at: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    recheck: Mapped[bool] = mapped_column(default=False)
+
+
+class EarlyCancel(Base):
+    """A ``call.cancel`` for a call not held yet (SPEC §9.1): kept, and applied when the call
+    arrives if its origin is the call's issuer."""
+
+    __tablename__ = "call_early_cancels"
+    call_id: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    origin: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    envelope: Mapped[bytes] = mapped_column(LargeBinary(32))
+    reason: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    received_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class CallUpdateRow(Base):
+    """News the issuer posted about its call (``call.update``)."""
+
+    __tablename__ = "call_updates"
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    call: Mapped[int] = mapped_column(ID, ForeignKey("calls.id", ondelete="CASCADE"), index=True)
+    envelope: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    text: Mapped[dict[str, str]] = mapped_column(JSON)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class Endorsement(Base):
+    """An organisation's latest ``call.endorse`` or ``call.decline`` for a call, with how it
+    decided (SPEC §8.5 decision summary); a later envelope of the origin replaces it."""
+
+    __tablename__ = "call_endorsements"
+    call_id: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    origin: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    verdict: Mapped[str] = mapped_column(String(8))  # endorse | decline
+    envelope: Mapped[bytes] = mapped_column(LargeBinary(32))
+    seq: Mapped[int] = mapped_column(BigInteger)  # the envelope's, to keep the latest
+    by: Mapped[str] = mapped_column(String(16))
+    method: Mapped[str | None] = mapped_column(String(16))
+    electorate: Mapped[int] = mapped_column(BigInteger)
+    turnout: Mapped[int] = mapped_column(BigInteger)
+    yes: Mapped[int] = mapped_column(BigInteger)
+    no: Mapped[int] = mapped_column(BigInteger)
+    abstain: Mapped[int] = mapped_column(BigInteger)
+    blocks: Mapped[int] = mapped_column(BigInteger)
+    decision: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    note: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class TallyRow(Base):
+    """A verified ``call.tally``, by envelope id. Two of one origin with one ``seq`` and
+    different ids are equivocation (SPEC §9.2): both kept, both flagged."""
+
+    __tablename__ = "call_tallies"
+    __table_args__ = (Index("ix_call_tallies_call", "call_id", "origin", "seq"),)
+    id: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    call_id: Mapped[bytes] = mapped_column(LargeBinary(32))
+    origin: Mapped[bytes] = mapped_column(LargeBinary(32))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    firm: Mapped[int] = mapped_column(BigInteger)
+    conditional: Mapped[int] = mapped_column(BigInteger)
+    bucket: Mapped[int] = mapped_column(BigInteger)
+    k: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    equivocation: Mapped[bool] = mapped_column(default=False)
+
+
+class ActivationRow(Base):
+    """A ``call.activate``: ``valid`` once checked against held tallies (SPEC §9.3), or
+    ``pending`` while its call or some of the tallies it names are not held yet."""
+
+    __tablename__ = "call_activations"
+    id: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    call_id: Mapped[bytes] = mapped_column(LargeBinary(32), index=True)
+    origin: Mapped[bytes] = mapped_column(LargeBinary(32))
+    tallies: Mapped[bytes] = mapped_column(LargeBinary)  # the named ids, 32 bytes each
+    pledges: Mapped[int] = mapped_column(BigInteger)
+    orgs: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[str] = mapped_column(String(8))  # valid | pending
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    received_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class Pledge(Base):
+    """A member's pledge to a call: ``firm``, or ``conditional`` on the threshold. Only
+    aggregates of these ever leave the node (``call.tally``)."""
+
+    __tablename__ = "pledges"
+    call: Mapped[int] = mapped_column(
+        ID, ForeignKey("calls.id", ondelete="CASCADE"), primary_key=True
+    )
+    member_id: Mapped[int] = mapped_column(
+        ID, ForeignKey("members.id", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(16))
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class Notification(Base):
+    """An in-app notice for a member: a call was activated, cancelled, amended or voided."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_member", "member_id", "id"),)
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    member_id: Mapped[int] = mapped_column(ID, ForeignKey("members.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    call: Mapped[int] = mapped_column(ID, ForeignKey("calls.id", ondelete="CASCADE"))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    read_at: Mapped[int | None] = mapped_column(BigInteger)
