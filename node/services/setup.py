@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from node.identity import Identity
 from node.storage.models import AuditEntry, Invite, KeyEventRow, Setting
 
-__all__ = ["INVITE_TTL", "record_identity"]
+__all__ = ["INVITE_TTL", "invite_token", "invite_token_hash", "record_identity"]
 
 INVITE_TTL = 7 * 86_400
 
@@ -20,7 +20,11 @@ INVITE_TTL = 7 * 86_400
 def invite_token() -> tuple[str, bytes]:
     """A fresh invite token for the link, and the hash that is all the database keeps."""
     token = secrets.token_urlsafe(32)
-    return token, hashlib.sha256(token.encode()).digest()
+    return token, invite_token_hash(token)
+
+
+def invite_token_hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
 
 
 async def record_identity(
