@@ -1,0 +1,87 @@
+"""Serving one origin's log to a peer for catch-up (``GET /federation/v1/log``, SPEC §14.4).
+
+Any origin this node holds is served, its own or relayed, from ``after + 1`` in ``seq``
+order, with the origin's whole key log so that every entry can be verified. An entry the
+requesting peer's audience rights do not cover (SPEC §5.5) is served *withheld*: its seq and
+id without the envelope, so the peer's copy of the chain still links. So is an entry this
+node holds withheld itself.
+
+Rights, for a requester R and an envelope of origin O:
+
+* R = O: everything (a node may read its own log back);
+* ``public``: yes;
+* ``allies``: if O is this node, when R is an allied peer; otherwise when O's latest
+  ``peer.alliance`` about R says ``allied`` (the ``alliances`` table);
+* ``node:<id>``: when the id is R's; ``coalition:<id>``: no (not implemented).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from node.errors import NodeError
+from node.federation.wire import LogEntry, LogPage
+from node.storage import alliances, envelopes
+from node.storage.models import EnvelopeRow
+
+__all__ = ["LOG_PAGE_BYTES", "Rights", "log_page", "unknown_origin"]
+
+LOG_PAGE_BYTES: Final = 2_097_152  # envelope bytes per page: well under a client's 4 MiB cap
+ENTRY_OVERHEAD: Final = 48  # the seq, the id and the map around them, roughly
+
+
+def unknown_origin(origin: bytes) -> NodeError:
+    return NodeError(404, "unknown_origin", "this node holds no key log of that node",
+                     f"no key log of {origin.hex()}")  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Rights:
+    """What one requester may read of one origin's envelopes."""
+
+    requester: bytes
+    everything: bool
+    allies: bool
+
+    def allows(self, audience: str) -> bool:
+        if self.everything or audience == "public":
+            return True
+        if audience == "allies":
+            return self.allies
+        return audience == "node:" + self.requester.hex()
+
+    @classmethod
+    async def read(cls, session: AsyncSession, requester: bytes, origin: bytes) -> Rights:
+        allies = await alliances.is_allied(session, origin, requester)
+        return cls(requester, requester == origin, allies)
+
+
+async def log_page(
+    session: AsyncSession, requester: bytes, origin: bytes, *, after: int, limit: int
+) -> LogPage:
+    """The page of ``origin``'s log after ``after`` that ``requester`` may fetch."""
+    keys = await envelopes.list_key_events(session, origin)
+    if not keys:
+        raise unknown_origin(origin)
+    rows = (
+        await session.execute(
+            select(EnvelopeRow.seq, EnvelopeRow.id, EnvelopeRow.wire, EnvelopeRow.audience)
+            .where(EnvelopeRow.origin == origin, EnvelopeRow.seq > after)
+            .order_by(EnvelopeRow.seq)
+            .limit(limit + 1)
+        )
+    ).all()
+    rights = await Rights.read(session, requester, origin)
+    entries: list[LogEntry] = []
+    size = 0
+    for row in rows[:limit]:
+        env = row.wire if row.wire is not None and rights.allows(row.audience) else None
+        size += len(env or b"") + ENTRY_OVERHEAD
+        if entries and size > LOG_PAGE_BYTES:
+            return LogPage(tuple(entries), tuple(keys), more=True)
+        entries.append(LogEntry(row.seq, row.id, env))
+    return LogPage(tuple(entries), tuple(keys), more=len(rows) > limit)
