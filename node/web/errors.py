@@ -25,7 +25,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except NodeError as exc:
         log.info("request refused: %s %s: %s", request.method, request.path, exc)
-        return json_error(exc.status, exc.code, exc.message)
+        response = json_error(exc.status, exc.code, exc.message)
+        if exc.retry_after is not None:
+            response.headers["Retry-After"] = str(max(1, exc.retry_after))
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

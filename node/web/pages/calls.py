@@ -1,0 +1,225 @@
+"""The member pages of calls to action: open calls on the dashboard with their progress, one
+call (its text in the reader's language, each organisation's decision, tallies, state) with
+the pledge form, and the member's notifications. Thin: the rules are in
+node.services.pledges; what is shown comes from node.services.call_views."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from aiohttp import web
+
+from node.errors import NodeError
+from node.services import call_views, pledges
+from node.web.keys import CALL_SCHEDULER, CLOCK, SESSIONS, TALLY_RULES
+from node.web.pages.core import redirect, render, require, state_of, submitted
+from node.web.pages.forms import Form
+from node.web.pages.i18n import N_
+from node.web.pages.messages import Msg, notice
+from node.web.pages.routes import PageRoute, cursor, path_id, query
+
+__all__ = ["ROUTES", "CallView", "in_language", "open_calls"]
+
+DASHBOARD_CALLS: Final = 5
+NOTIFICATIONS_PAGE: Final = 20
+FALLBACK: Final = ("ar", "ckb", "en")
+LIVE: Final = frozenset({"open", "activated"})
+JOINED: Final = frozenset({"own", "endorsed"})
+
+
+def in_language(texts: Mapping[str, str], code: str) -> tuple[str, str]:
+    """A text in the reader's language, else in another one the call has: (text, language)."""
+    for choice in (code, *FALLBACK, *sorted(texts)):
+        if texts.get(choice):
+            return texts[choice], choice
+    return "", code
+
+
+@dataclass(frozen=True, slots=True)
+class CallView:
+    """A call as the pages show it, from the calls service's detail."""
+
+    detail: Mapping[str, Any]
+    lang: str
+    now: int
+
+    @property
+    def id(self) -> int:
+        return int(self.detail["id"])
+
+    @property
+    def title(self) -> tuple[str, str]:
+        return in_language(self.detail["title"], self.lang)
+
+    @property
+    def text(self) -> tuple[str, str]:
+        return in_language(self.detail["text"], self.lang)
+
+    @property
+    def threshold(self) -> Mapping[str, int] | None:
+        return self.detail["threshold"]  # type: ignore[no-any-return]
+
+    @property
+    def pledged(self) -> int:
+        done = self.detail["progress"]
+        return 0 if done is None else int(done["pledges"])
+
+    @property
+    def orgs(self) -> int:
+        done = self.detail["progress"]
+        return 0 if done is None else int(done["orgs"])
+
+    @property
+    def pledges_until(self) -> int | None:
+        """Until when pledges are taken (as node.services.pledges decides)."""
+        threshold = self.threshold
+        return threshold["deadline"] if threshold else self.detail["starts"]
+
+    @property
+    def time_left(self) -> int | None:
+        until = self.pledges_until
+        return None if until is None else max(until - self.now, 0)
+
+    @property
+    def joined(self) -> bool:
+        return self.detail["stance"] in JOINED
+
+    @property
+    def pledging(self) -> bool:
+        """Whether the pledge form is offered."""
+        left = self.time_left
+        return self.detail["state"] in LIVE and self.joined and left != 0
+
+    @property
+    def endorsements(self) -> list[Mapping[str, Any]]:
+        return list(self.detail["endorsements"])
+
+
+def _name(entry: Mapping[str, Any]) -> str:
+    return str(entry.get("name") or entry["origin"][:16])
+
+
+async def _view(request: web.Request, number: int) -> CallView:
+    caller = require(request)
+    detail = await call_views.call_detail(
+        request.app[SESSIONS], number, caller.member_id, admin=False
+    )
+    return CallView(detail, state_of(request).lang.code, request.app[CLOCK].now())
+
+
+async def open_calls(request: web.Request) -> list[CallView]:
+    """The newest open calls, for the dashboard."""
+    page = await call_views.call_page(
+        request.app[SESSIONS], state="open", call=None, own=None, before=None,
+        limit=DASHBOARD_CALLS,
+    )  # fmt: skip
+    return [await _view(request, int(item["id"])) for item in page.items]
+
+
+# --- one call and the pledge form ----------------------------------------------------------
+
+
+async def _call_page(
+    request: web.Request, number: int, *, form: Form | None = None, status: int = 200,
+    note: Msg | None = None,
+) -> web.Response:  # fmt: skip
+    view = await _view(request, number)
+    return render(
+        request, "call.html", status=status, c=view, form=form or Form(), notice=note,
+        name_of=_name,
+    )  # fmt: skip
+
+
+async def call_page(request: web.Request) -> web.Response:
+    args = query(request, ("notice",))
+    number = path_id(request, "call", "call")
+    return await _call_page(request, number, note=notice(args.get("notice")))
+
+
+async def pledge(request: web.Request) -> web.Response:
+    number = path_id(request, "call", "call")
+    caller = require(request)
+    raw, form = await submitted(request, ("kind",))
+    kind = form.choice(raw, "kind", pledges.KINDS)
+    if kind is None:
+        return await _call_page(request, number, form=form, status=400)
+    app = request.app
+    try:
+        await pledges.pledge(
+            app[SESSIONS], app[TALLY_RULES], number, caller.member_id, kind,
+            now=app[CLOCK].now(),
+        )  # fmt: skip
+    except NodeError as exc:
+        form.refuse(exc)
+        return await _call_page(request, number, form=form, status=exc.status)
+    app[CALL_SCHEDULER].wake()
+    return redirect(f"/calls/{number}?notice=pledged")
+
+
+async def withdraw(request: web.Request) -> web.Response:
+    number = path_id(request, "call", "call")
+    caller = require(request)
+    _, form = await submitted(request, ())
+    app = request.app
+    try:
+        await pledges.withdraw(
+            app[SESSIONS], app[TALLY_RULES], number, caller.member_id, now=app[CLOCK].now()
+        )
+    except NodeError as exc:
+        form.refuse(exc)
+        return await _call_page(request, number, form=form, status=exc.status)
+    app[CALL_SCHEDULER].wake()
+    return redirect(f"/calls/{number}?notice=pledge_withdrawn")
+
+
+# --- notifications -------------------------------------------------------------------------
+
+NOTE_KINDS: Final = {
+    "activated": N_("The call reached its threshold and is activated."),
+    "cancelled": N_("The call was cancelled."),
+    "amended": N_("The call was changed."),
+    "void": N_("The call did not reach its threshold in time; conditional pledges are deleted."),
+}
+
+
+async def notification_list(request: web.Request) -> web.Response:
+    args = query(request, ("before", "notice"))
+    caller = require(request)
+    page = await pledges.notification_page(
+        request.app[SESSIONS], caller.member_id, cursor(args.get("before")), NOTIFICATIONS_PAGE
+    )
+    code = state_of(request).lang.code
+    items = [item | {"shown": in_language(item["title"], code)} for item in page.items]
+    return render(
+        request, "notifications.html", items=items, after=page.after, kinds=NOTE_KINDS,
+        notice=notice(args.get("notice")), first=args.get("before") is not None,
+    )  # fmt: skip
+
+
+async def read_one(request: web.Request) -> web.Response:
+    number = path_id(request, "notification", "notification")
+    caller = require(request)
+    await submitted(request, ())
+    await pledges.read_notifications(
+        request.app[SESSIONS], caller.member_id, [number], now=request.app[CLOCK].now()
+    )
+    return redirect("/notifications")
+
+
+async def read_all(request: web.Request) -> web.Response:
+    caller = require(request)
+    await submitted(request, ())
+    await pledges.read_all(request.app[SESSIONS], caller.member_id, now=request.app[CLOCK].now())
+    return redirect("/notifications?notice=all_read")
+
+
+ROUTES: Final = (
+    PageRoute("GET", "/calls/{call}", call_page, "call"),
+    PageRoute("POST", "/calls/{call}/pledge", pledge, "pledge"),
+    PageRoute("POST", "/calls/{call}/withdraw", withdraw, "withdraw"),
+    PageRoute("GET", "/notifications", notification_list, "notifications"),
+    PageRoute("POST", "/notifications/read", read_all, "notifications-read"),
+    PageRoute("POST", "/notifications/{notification}/read", read_one, "notification-read"),
+)

@@ -1,0 +1,77 @@
+"""Names shown for the values the services use as identifiers (roles, statuses, methods,
+audit actions ...): ``label(kind, value)`` in templates. A value without a name here (an
+audit action added later, say) is shown as it is."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final
+
+from node.web.pages.i18n import N_
+
+__all__ = ["LABELS"]
+
+LABELS: Final[Mapping[str, Mapping[str, str]]] = {
+    "role": {"member": N_("member"), "organiser": N_("organiser"), "admin": N_("admin")},
+    "status": {
+        "pending": N_("waiting for approval"),
+        "active": N_("active"),
+        "suspended": N_("suspended"),
+        "left": N_("left"),
+        "deleted": N_("deleted"),
+    },
+    "method": {
+        "majority": N_("majority"),
+        "supermajority": N_("supermajority"),
+        "consent": N_("consent (any block stops it)"),
+    },
+    "ballot": {"open": N_("open ballot"), "secret": N_("secret ballot")},
+    "decider": {
+        "admins": N_("admins"),
+        "organisers": N_("organisers and admins"),
+        "vote": N_("a vote of the members"),
+    },
+    "invite": {"usable": N_("usable"), "expired": N_("expired"), "used_up": N_("used up")},
+    "proposal": {
+        "scheduled": N_("opens later"),
+        "open": N_("open for voting"),
+        "closed": N_("closed"),
+        "cancelled": N_("cancelled"),
+    },
+    "outcome": {
+        "adopted": N_("adopted"),
+        "rejected": N_("rejected"),
+        "no_quorum": N_("no quorum"),
+    },
+    "call_kind": {
+        "strike": N_("strike"),
+        "demonstration": N_("demonstration"),
+        "boycott": N_("boycott"),
+        "petition": N_("petition"),
+        "solidarity": N_("solidarity"),
+        "meeting": N_("meeting"),
+    },
+    "call_state": {
+        "open": N_("open for pledges"),
+        "activated": N_("activated: the threshold is reached"),
+        "cancelled": N_("cancelled"),
+        "concluded": N_("concluded"),
+        "void": N_("void: the threshold was not reached in time"),
+    },
+    "pledge": {"firm": N_("firm"), "conditional": N_("conditional")},
+    "verdict": {"endorse": N_("joined"), "decline": N_("declined")},
+    "action": {
+        "node.init": N_("node set up"),
+        "member.register": N_("member joined"),
+        "member.approve": N_("member approved"),
+        "member.suspend": N_("member suspended"),
+        "member.reinstate": N_("member reinstated"),
+        "member.role": N_("role changed"),
+        "member.leave": N_("member left"),
+        "member.delete": N_("account deleted"),
+        "member.password_change": N_("password changed"),
+        "invite.create": N_("invite made"),
+        "invite.delete": N_("invite withdrawn"),
+        "policy.update": N_("governance policy changed"),
+    },
+}
