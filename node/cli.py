@@ -18,12 +18,19 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from protocol import fingerprint
 
-from .app import create_app
+from .app import create_app, settle_heap
+from .cli_calls import add_call_commands
+from .cli_keys import add_key_commands
+from .cli_members import add_member_commands
+from .cli_peers import add_peer_commands
 from .clock import SystemClock
 from .config import CONFIG_FILE, DB_FILE, Config, ConfigError, load_config
+from .demo import add_demo_command
 from .identity import Identity, new_identity, write_identity
 from .selfcheck import run_selfcheck
+from .services.secrets import SecretMissing
 from .services.setup import record_identity
+from .services.signer import SignerError
 from .storage.db import (
     NotMigrated,
     create_engine,
@@ -154,10 +161,14 @@ def _serve(args: argparse.Namespace) -> int:
     config = _config(args)
     try:
         asyncio.run(_check_schema(config))
-    except NotMigrated as exc:
+        app = create_app(config)  # reads the local secret
+    except (NotMigrated, SecretMissing) as exc:
         print(f"tadamun: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    asyncio.run(_serve_async(config))
+    except SignerError as exc:  # the operational key file is missing or unreadable
+        print(f"tadamun: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    asyncio.run(_serve_async(config, app))
     return 0
 
 
@@ -169,14 +180,13 @@ async def _check_schema(config: Config) -> None:
         await engine.dispose()
 
 
-async def _serve_async(config: Config) -> None:
+async def _serve_async(config: Config, app: web.Application) -> None:
     # No access log: it would record members' IP addresses (privacy by default, DESIGN §4).
-    runner = web.AppRunner(
-        create_app(config), access_log=None, shutdown_timeout=config.server.shutdown_timeout
-    )
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=config.server.shutdown_timeout)
     await runner.setup()
     site = web.TCPSite(runner, config.server.host, config.server.port)
     await site.start()
+    settle_heap()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -244,6 +254,11 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--database-url", help="override database.url")
 
     _command(commands, "selfcheck", "prove the protocol core works on this machine", _selfcheck)
+    add_member_commands(commands)
+    add_call_commands(commands)
+    add_peer_commands(commands)
+    add_key_commands(commands)
+    add_demo_command(commands)
     return parser
 
 

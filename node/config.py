@@ -7,6 +7,8 @@ The tree is passed explicitly to whatever needs it; nothing reads it through a g
 
 from __future__ import annotations
 
+import ipaddress
+import math
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -16,9 +18,11 @@ from urllib.parse import urlsplit
 
 __all__ = [
     "CONFIG_FILE",
+    "CallsConfig",
     "Config",
     "ConfigError",
     "DatabaseConfig",
+    "FederationConfig",
     "NodeConfig",
     "ServerConfig",
     "load_config",
@@ -65,11 +69,45 @@ class DatabaseConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class FederationConfig:
+    """Talking to other nodes: the outbound client's limits and transport-signature windows."""
+
+    allow_networks: tuple[str, ...] = ()  # CIDRs the client may reach although not public
+    connect_timeout: float = 10.0  # seconds
+    request_timeout: float = 30.0  # seconds, the whole request including the response body
+    max_response_bytes: int = 4_194_304
+    max_skew: int = 60  # SPEC §10.6
+    max_validity: int = 300  # SPEC §10.6; also how long our own signatures are valid
+    # Delivery and catch-up (DESIGN §4): retries back off exponentially with full jitter
+    # from retry_base up to retry_cap seconds; workers look for work left by other
+    # processes every delivery_poll seconds; catch-up runs every catchup_interval seconds.
+    retry_base: int = 30
+    retry_cap: int = 14_400
+    delivery_poll: int = 30
+    catchup_interval: int = 600
+
+
+@dataclass(frozen=True, slots=True)
+class CallsConfig:
+    """This node's tallies of calls to action (SPEC §9.2; node.services.tallies): counts are
+    rounded down to a multiple of ``tally_bucket`` and reported as 0 below ``tally_k``; a
+    call gets at most one tally per ``tally_interval`` seconds; an unactivated call is void
+    ``void_grace`` seconds after its deadline."""
+
+    tally_bucket: int = 5
+    tally_k: int = 5
+    tally_interval: int = 60
+    void_grace: int = 3_600
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     data_dir: Path
     node: NodeConfig
     server: ServerConfig
     database: DatabaseConfig
+    federation: FederationConfig = FederationConfig()
+    calls: CallsConfig = CallsConfig()
 
 
 # (section, key) -> (type, check returning a problem or None)
@@ -104,6 +142,32 @@ def _http_url(value: str) -> str | None:
     return None if ok else problem
 
 
+def _seconds(value: float) -> str | None:
+    return None if math.isfinite(value) and 0 < value <= 3_600 else "must be in (0, 3600] seconds"
+
+
+def _validity(value: int) -> str | None:
+    return None if 0 < value <= 300 else "must be between 1 and 300 (SPEC §10.6)"
+
+
+def _retry_cap(value: int) -> str | None:
+    return None if 0 < value <= 86_400 else "must be between 1 and 86400 seconds"
+
+
+def _networks(value: tuple[str, ...]) -> str | None:
+    bad = []
+    for text in value:
+        try:
+            ipaddress.ip_network(text)
+        except ValueError:
+            bad.append(text)
+    return f"not networks in CIDR form (such as 10.0.0.0/8): {', '.join(bad)}" if bad else None
+
+
+def _per_mille(value: int) -> str | None:
+    return None if 1 <= value <= 1000 else "must be between 1 and 1000 (SPEC §8.5)"
+
+
 def _database_url(value: str) -> str | None:
     ok = not value or value.split(":", 1)[0] in _DATABASE_SCHEMES
     return None if ok else "must be sqlite:///PATH or postgresql://USER@HOST/DB"
@@ -125,6 +189,20 @@ SCHEMA: Final[Mapping[tuple[str, str], tuple[type, Check]]] = {
     ("server", "max_body_bytes"): (int, _positive),
     ("server", "shutdown_timeout"): (int, _positive),
     ("database", "url"): (str, _database_url),
+    ("federation", "allow_networks"): (list, _networks),
+    ("federation", "connect_timeout"): (float, _seconds),
+    ("federation", "request_timeout"): (float, _seconds),
+    ("federation", "max_response_bytes"): (int, _positive),
+    ("federation", "max_skew"): (int, _positive),
+    ("federation", "max_validity"): (int, _validity),
+    ("federation", "retry_base"): (int, _positive),
+    ("federation", "retry_cap"): (int, _retry_cap),
+    ("federation", "delivery_poll"): (int, _positive),
+    ("federation", "catchup_interval"): (int, _positive),
+    ("calls", "tally_bucket"): (int, _per_mille),
+    ("calls", "tally_k"): (int, _per_mille),
+    ("calls", "tally_interval"): (int, _positive),
+    ("calls", "void_grace"): (int, _positive),
 }
 
 
@@ -176,12 +254,26 @@ def _from_file(path: Path, problems: list[str]) -> dict[tuple[str, str], Any]:
         for key, value in table.items():
             if (section, key) not in SCHEMA:
                 problems.append(f"{path}: unknown setting {section}.{key}")
-            elif type(value) is not SCHEMA[section, key][0]:
-                expected = SCHEMA[section, key][0].__name__
-                problems.append(f"{path}: {section}.{key} must be {expected}")
             else:
-                found[section, key] = value
+                expected = SCHEMA[section, key][0]
+                converted = _typed(value, expected)
+                if converted is None:
+                    problems.append(f"{path}: {section}.{key} must be {_TYPE_NAMES[expected]}")
+                else:
+                    found[section, key] = converted
     return found
+
+
+_TYPE_NAMES: Final[Mapping[type, str]] = {str: "str", int: "int", float: "float", list: "list"}
+
+
+def _typed(value: object, expected: type) -> object | None:
+    """A TOML value as the setting's type (a list as a tuple, an int as a float), or None."""
+    if expected is float and type(value) in (int, float):
+        return float(value)  # type: ignore[arg-type]
+    if expected is list and type(value) is list and all(type(v) is str for v in value):
+        return tuple(value)
+    return value if type(value) is expected and expected is not list else None
 
 
 def _from_strings(
@@ -191,12 +283,16 @@ def _from_strings(
     for (section, key), text in raw.items():
         if text is None:
             continue
-        if SCHEMA[section, key][0] is int:
+        expected = SCHEMA[section, key][0]
+        if expected in (int, float):
             try:
-                found[section, key] = int(text)
+                found[section, key] = expected(text)
             except ValueError:
                 name = env_name(section, key) if origin == "environment" else f"{section}.{key}"
-                problems.append(f"{origin}: {name} must be an integer")
+                article = "an integer" if expected is int else "a number"
+                problems.append(f"{origin}: {name} must be {article}")
+        elif expected is list:  # comma-separated
+            found[section, key] = tuple(part.strip() for part in text.split(",") if part.strip())
         else:
             found[section, key] = text
     return found
@@ -208,6 +304,8 @@ def _from_flags(flags: Mapping[str, object], problems: list[str]) -> dict[tuple[
         section, _, key = name.partition(".")
         if (section, key) not in SCHEMA:
             problems.append(f"flags: unknown setting {name}")
+        elif isinstance(value, list | tuple):
+            raw[section, key] = ",".join(str(v) for v in value)
         elif value is not None:
             raw[section, key] = str(value)
     return _from_strings(raw, "flags", problems)
@@ -226,4 +324,6 @@ def _build(data_dir: Path, values: Mapping[tuple[str, str], Any]) -> Config:
         node=NodeConfig(**section("node")),
         server=ServerConfig(**section("server")),
         database=database,
+        federation=FederationConfig(**section("federation")),
+        calls=CallsConfig(**section("calls")),
     )

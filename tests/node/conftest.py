@@ -8,47 +8,15 @@ without the variable the PostgreSQL cases skip locally and fail in CI.
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg  # type: ignore[import-untyped]
 import pytest
+from database_support import create_database, drop_database, server_url
 from sqlalchemy.ext.asyncio import AsyncEngine
+from test_decisions_support import Node, start_node
 
 from node.storage.db import create_engine
-
-POSTGRES_ENV = "TADAMUN_TEST_POSTGRES_URL"
-SKIP_REASON = (
-    "PostgreSQL tests need TADAMUN_TEST_POSTGRES_URL,"
-    " e.g. postgresql://postgres@127.0.0.1:5432/test"
-)
-
-
-def _server_url() -> str:
-    """The PostgreSQL server to test against, or a skip (locally) or failure (in CI)."""
-    url = os.environ.get(POSTGRES_ENV, "")
-    if not url:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{POSTGRES_ENV} is not set: in CI the PostgreSQL tests must run")
-        pytest.skip(SKIP_REASON)
-    return url
-
-
-def _asyncpg_url(url: str) -> str:
-    """asyncpg takes postgresql:// or postgres://, not SQLAlchemy's postgresql+asyncpg://."""
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(scheme=parts.scheme.split("+")[0]))
-
-
-async def _execute(url: str, statement: str) -> None:
-    connection = await asyncpg.connect(_asyncpg_url(url))
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -57,14 +25,12 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'tadamun.db'}"
         return
-    server = _server_url()
-    name = f"tadamun_test_{secrets.token_hex(8)}"
-    await _execute(server, f'CREATE DATABASE "{name}"')
+    server = server_url()
+    name, url = await create_database(server)
     try:
-        parts = urlsplit(server)
-        yield urlunsplit(("postgresql+asyncpg", parts.netloc, f"/{name}", parts.query, ""))
+        yield url
     finally:
-        await _execute(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await drop_database(server, name)
 
 
 @pytest.fixture
@@ -75,3 +41,9 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
         yield engine
     finally:
         await engine.dispose()
+
+
+@pytest.fixture
+async def node(engine: AsyncEngine, tmp_path: Path) -> Node:
+    """A node's services over ``engine``, with its identity, keys and a fake clock."""
+    return await start_node(engine, tmp_path)

@@ -24,7 +24,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import select
 
 from node.config import load_config
-from node.identity import read_key_file
+from node.identity import KeyFile, read_key_file, write_key_file
 from node.storage.db import alembic_config, create_engine, session_factory
 from node.storage.models import AuditEntry, Invite, KeyEventRow, Member, Setting
 from protocol import KeyState, SignedKeyEvent, SigningKey, commitment, fingerprint
@@ -353,6 +353,10 @@ async def test_serve_refuses_an_unmigrated_database(tmp_path: Path, database_url
     data_dir = tmp_path / "node"
     data_dir.mkdir(mode=0o700)
     (data_dir / "tadamun.toml").write_text(f'[database]\nurl = "{database_url}"\n')
+    (data_dir / "keys").mkdir(mode=0o700)
+    write_key_file(data_dir / "keys" / "secret.key", KeyFile("secret", "00" * 32, bytes(32)))
+    operational = KeyFile("operational", "00" * 32, bytes(range(32)))
+    write_key_file(data_dir / "keys" / "operational.key", operational)
 
     refused = await run_cli(tmp_path, "serve", "--data-dir", data_dir, "--port", "0")
     assert refused.code == 2
@@ -364,6 +368,16 @@ async def test_serve_refuses_an_unmigrated_database(tmp_path: Path, database_url
     assert f"database schema at revision {HEAD} (head {HEAD})" in upgraded.out
 
     await serve_and_stop(tmp_path, data_dir)
+
+
+async def test_serve_refuses_a_node_without_its_local_secret(tmp_path: Path) -> None:
+    data_dir = tmp_path / "node"
+    assert (await run_cli(tmp_path, "init", "--data-dir", data_dir)).code == 0
+    (data_dir / "keys" / "secret.key").unlink()
+    refused = await run_cli(tmp_path, "serve", "--data-dir", data_dir, "--port", "0")
+    assert refused.code == 2
+    assert "secret.key is missing: restore it" in refused.err
+    assert "Traceback" not in refused.err
 
 
 # --- config check, help, selfcheck ----------------------------------------------------------

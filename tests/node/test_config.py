@@ -14,6 +14,7 @@ from node.config import (
     Config,
     ConfigError,
     DatabaseConfig,
+    FederationConfig,
     NodeConfig,
     ServerConfig,
     load_config,
@@ -283,3 +284,87 @@ def test_config_is_frozen(tmp_path: Path) -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.node.name = "renamed"  # type: ignore[misc]
     assert config == load_config(tmp_path, {}, {})
+
+
+# --- [federation] -----------------------------------------------------------------------------
+
+
+def test_federation_defaults(tmp_path: Path) -> None:
+    federation = load_config(tmp_path, {}, {}).federation
+    assert federation == FederationConfig(
+        allow_networks=(), connect_timeout=10.0, request_timeout=30.0,
+        max_response_bytes=4_194_304, max_skew=60, max_validity=300,
+    )  # fmt: skip
+
+
+def test_federation_from_file_environment_and_flags(tmp_path: Path) -> None:
+    write_config(
+        tmp_path,
+        """
+[federation]
+allow_networks = ["10.20.0.0/16", "fd00::/8"]
+connect_timeout = 2
+request_timeout = 0.5
+max_response_bytes = 65536
+max_skew = 30
+max_validity = 120
+""",
+    )
+    federation = load_config(tmp_path, {}, {}).federation
+    assert federation == FederationConfig(("10.20.0.0/16", "fd00::/8"), 2.0, 0.5, 65_536, 30, 120)
+    assert isinstance(federation.connect_timeout, float)
+    environ = {
+        "TADAMUN_FEDERATION_ALLOW_NETWORKS": " 127.0.0.0/8 , ::1/128,",
+        "TADAMUN_FEDERATION_REQUEST_TIMEOUT": "2.5",
+    }
+    federation = load_config(tmp_path, environ, {}).federation
+    assert federation.allow_networks == ("127.0.0.0/8", "::1/128")
+    assert (federation.request_timeout, federation.max_skew) == (2.5, 30)
+    flags = {"federation.allow_networks": ["192.168.0.0/24"], "federation.max_skew": 90}
+    federation = load_config(tmp_path, environ, flags).federation
+    assert (federation.allow_networks, federation.max_skew) == (("192.168.0.0/24",), 90)
+    empty = {"TADAMUN_FEDERATION_ALLOW_NETWORKS": ""}
+    assert load_config(tmp_path, empty, {}).federation.allow_networks == ()
+
+
+NETWORKS_PROBLEM = "federation.allow_networks: not networks in CIDR form"
+SECONDS_PROBLEM = "must be in (0, 3600] seconds"
+
+
+@pytest.mark.parametrize(
+    ("file", "environ", "expected"),
+    [
+        ('allow_networks = ["10.0.0.1/8"]', {},
+         NETWORKS_PROBLEM + " (such as 10.0.0.0/8): 10.0.0.1/8"),
+        ('allow_networks = ["localhost"]', {}, NETWORKS_PROBLEM),
+        ('allow_networks = ["10.0.0.0/33"]', {}, NETWORKS_PROBLEM),
+        ('allow_networks = "10.0.0.0/8"', {}, "federation.allow_networks must be list"),
+        ("allow_networks = [10]", {}, "federation.allow_networks must be list"),
+        ("", {"TADAMUN_FEDERATION_ALLOW_NETWORKS": "10.0.0.0/8,nope"}, NETWORKS_PROBLEM),
+        ("connect_timeout = 0", {}, "federation.connect_timeout: " + SECONDS_PROBLEM),
+        ("request_timeout = -1.5", {}, "federation.request_timeout: " + SECONDS_PROBLEM),
+        ("request_timeout = 86400", {}, "federation.request_timeout: " + SECONDS_PROBLEM),
+        ("request_timeout = nan", {}, "federation.request_timeout: " + SECONDS_PROBLEM),
+        ("request_timeout = inf", {}, "federation.request_timeout: " + SECONDS_PROBLEM),
+        ("request_timeout = true", {}, "federation.request_timeout must be float"),
+        ('connect_timeout = "5"', {}, "federation.connect_timeout must be float"),
+        ("", {"TADAMUN_FEDERATION_CONNECT_TIMEOUT": "five"},
+         "TADAMUN_FEDERATION_CONNECT_TIMEOUT must be a number"),
+        ("", {"TADAMUN_FEDERATION_CONNECT_TIMEOUT": "nan"}, SECONDS_PROBLEM),
+        ("max_response_bytes = 0", {}, "federation.max_response_bytes: must be positive"),
+        ("max_response_bytes = 1.5", {}, "federation.max_response_bytes must be int"),
+        ("max_skew = 0", {}, "federation.max_skew: must be positive"),
+        ("max_validity = 301", {}, "federation.max_validity: must be between 1 and 300"),
+        ("max_validity = 0", {}, "federation.max_validity: must be between 1 and 300"),
+        ("", {"TADAMUN_FEDERATION_MAX_VALIDITY": "3e2"},
+         "TADAMUN_FEDERATION_MAX_VALIDITY must be an integer"),
+        ("colour = 1", {}, "unknown setting federation.colour"),
+    ],
+)  # fmt: skip
+def test_each_federation_problem_is_reported(
+    tmp_path: Path, file: str, environ: dict[str, str], expected: str
+) -> None:
+    write_config(tmp_path, f"[federation]\n{file}\n")
+    problems = problems_of(tmp_path, environ, {})
+    assert len(problems) == 1, problems
+    assert expected in problems[0]

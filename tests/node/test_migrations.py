@@ -50,7 +50,10 @@ def test_there_is_one_head() -> None:
     assert {
         "settings", "key_events", "members", "invites", "audit_log", "sessions", "api_tokens",
         "login_throttle", "governance_policy", "proposals", "proposal_options", "ballots",
-        "voter_roll",
+        "voter_roll", "envelopes", "origin_heads", "escrow", "fork_evidence", "peers",
+        "peer_invites", "outbox", "nonces", "contact_log", "alliances",
+        "calls", "call_early_cancels", "call_updates", "call_endorsements", "call_tallies",
+        "call_activations", "pledges", "notifications",
     } == MODEL_TABLES  # fmt: skip
 
 
