@@ -1,0 +1,12 @@
+"""Makes the browser tests' fixtures (browser_fixtures.py) visible to pytest."""
+
+from browser_fixtures import (  # noqa: F401 - fixtures are found by name
+    admin_name,
+    axe_source,
+    browser,
+    chromium_path,
+    context,
+    node,
+    page,
+    playwright,
+)
