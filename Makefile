@@ -35,6 +35,9 @@ lint: $(STAMP)
 ## bench: run the benchmarks and print their figures
 bench: $(STAMP)
 	$(BIN)/python bench/bench_protocol.py
+	$(BIN)/python bench/bench_api.py
+	$(BIN)/python bench/bench_ingest.py
+	$(BIN)/python bench/bench_propagation.py
 
 ## vectors: regenerate tests/vectors/*.json after a deliberate wire change
 vectors: $(STAMP)
