@@ -83,8 +83,9 @@ async def schedule_tally(session: AsyncSession, call: CallRow, now: int, rules: 
     due = now if call.tally_at is None else max(now, call.tally_at + rules.interval)
     if call.deadline is not None:
         due = min(due, max(now, call.deadline - rules.final_margin))
-    if call.tally_due_at is None or due < call.tally_due_at:
-        await store.set_call(session, call.id, tally_due_at=due)
+    # ``call`` may be a copy read before the scheduler claimed the last due tally (and counted
+    # without this pledge): the update compares with the row as it is now, never the copy.
+    await store.advance_tally_due(session, call.id, due)
 
 
 async def _publish_tally(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any, Final, cast
 
-from sqlalchemy import ColumnElement, CursorResult, delete, func, select, update
+from sqlalchemy import ColumnElement, CursorResult, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,6 +31,7 @@ from node.storage.models import (
 __all__ = [
     "LIVE_STATES",
     "STATES",
+    "advance_tally_due",
     "claim_recheck",
     "claim_stance",
     "claim_tally",
@@ -167,6 +168,17 @@ async def list_names(session: AsyncSession, origins: Collection[bytes]) -> dict[
 async def list_due_tallies(session: AsyncSession, now: int, limit: int = 100) -> list[int]:
     query = select(CallRow.id).where(CallRow.tally_due_at <= now).limit(limit)
     return list(await session.scalars(query))
+
+
+async def advance_tally_due(session: AsyncSession, number: int, due: int) -> None:
+    """Make the call's next tally due at ``due`` unless one is due sooner already."""
+    later = or_(CallRow.tally_due_at.is_(None), CallRow.tally_due_at > due)
+    await session.execute(
+        update(CallRow)
+        .where(CallRow.id == number, later)
+        .values(tally_due_at=due)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def claim_tally(session: AsyncSession, number: int, now: int) -> bool:

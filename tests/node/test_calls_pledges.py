@@ -23,7 +23,9 @@ from test_decisions_support import START, Node, add_member, row_counts
 from node.services.call_votes import decide
 from node.services.calls import CallError, cancel_call
 from node.services.pledges import my_pledge, pledge, withdraw
-from node.services.tallies import TallyRules, bucketed, run_due
+from node.services.tallies import TallyRules, bucketed, run_due, schedule_tally
+from node.storage import calls as calls_store
+from node.storage import pledges as pledges_store
 from protocol import CallTally, Threshold, parse_body
 
 
@@ -197,3 +199,20 @@ async def test_an_endorsed_call_gets_tallies_to_its_audience(node: Node) -> None
     signed = (await own_envelopes(node, "call.tally"))[0]
     assert signed.envelope.audience == "public"
     assert (await tallies(node))[0].conditional == 10
+
+
+async def test_a_pledge_racing_the_scheduler_still_gets_its_tally(node: Node) -> None:
+    """A pledge whose transaction read the call before the scheduler claimed the due tally
+    (and counted without it) still makes the next tally due: the CI demo once lost one so."""
+    made = await issue(node)
+    crowd = await members(node, 15)
+    await pledge_all(node, made.id, crowd[:14])  # 14 rounds to 10
+    async with node.sessions.begin() as session:
+        stale = await calls_store.get_call_by_number(session, made.id)
+        assert stale.tally_due_at is not None
+        await tick(node)  # the scheduler, in its own transaction, publishes 10 meanwhile
+        await pledges_store.put_pledge(session, made.id, crowd[14], "firm", node.now())
+        await schedule_tally(session, stale, node.now(), RULES)
+    assert [t.firm for t in await tallies(node)] == [10]
+    await tick(node, RULES.interval)
+    assert [t.firm for t in await tallies(node)] == [10, 15]
