@@ -7,7 +7,7 @@ held for missing tallies. Ids are lowercase hex; times unix seconds.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement
@@ -55,13 +55,17 @@ async def call_page(
     own: bool | None,
     before: int | None,
     limit: int,
+    states: Collection[str] = (),
 ) -> Page:
-    """Calls, newest first, filtered by state, by protocol id, or by who issued them."""
+    """Calls, newest first, filtered by state (or any of ``states``), by protocol id, or by
+    who issued them."""
     async with sessions() as session:
         self_id = await envelopes.get_node_id(session)
         where: list[ColumnElement[bool]] = []
         if state is not None:
             where.append(CallRow.state == state)
+        if states:
+            where.append(CallRow.state.in_(tuple(states)))
         if call is not None:
             where.append(CallRow.call_id == call)
         if own is not None:

@@ -8,7 +8,7 @@ import html
 import re
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlencode
 
 from test_api_support import PASSWORD, ApiNode
@@ -50,12 +50,20 @@ class Page:
         return html.unescape(found.group(1)) if found else None
 
 
+class Site(Protocol):
+    """What a visitor needs of a node: an HTTP client whose paths are the node's (an
+    :class:`ApiNode`'s test client, or an ``aiohttp.ClientSession`` with a ``base_url``)."""
+
+    @property
+    def client(self) -> Any: ...
+
+
 @dataclass
 class Visitor:
     """Someone using the pages: cookies kept between requests, forms posted with the CSRF
     token of the last page seen, and the headers a browser sends with a form."""
 
-    node: ApiNode
+    node: Site
     cookies: dict[str, str] = field(default_factory=dict)
     token: str = ""
     language: str = "en"

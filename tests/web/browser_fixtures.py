@@ -10,7 +10,7 @@ with ``CI=true`` they fail instead. Playwright never downloads a browser here.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,8 +18,8 @@ from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_
 from web_support import AXE, CHROMIUM, HERE, PASSWORD, ServedNode, unavailable
 
 __all__ = [
-    "admin_name", "axe_source", "browser", "chromium_path", "context", "node", "page",
-    "playwright",
+    "admin_name", "axe_source", "browser", "chromium_path", "context", "make_node", "node",
+    "page", "playwright",
 ]  # fmt: skip
 
 
@@ -53,6 +53,27 @@ def node(tmp_path_factory: pytest.TempPathFactory, browser: Browser) -> Iterator
         yield served
     finally:
         served.stop()
+
+
+@pytest.fixture(scope="session")
+def make_node(
+    tmp_path_factory: pytest.TempPathFactory, browser: Browser
+) -> Iterator[Callable[[str], ServedNode]]:
+    """Starts more nodes, each named and fresh (not peered: ``ServedNode.peer_with`` allies
+    two), for tests of several nodes; all are stopped at the end of the session."""
+    started: list[ServedNode] = []
+
+    def make(name: str) -> ServedNode:
+        served = ServedNode(tmp_path_factory.mktemp("web-node"), name)
+        started.append(served)
+        served.start()
+        return served
+
+    try:
+        yield make
+    finally:
+        for served in reversed(started):
+            served.stop()
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ from browser_fixtures import (  # noqa: F401 - fixtures are found by name
     browser,
     chromium_path,
     context,
+    make_node,
     node,
     page,
     playwright,

@@ -5,7 +5,7 @@ each language is screenshotted (under tests/web/artifacts/) and shows no English
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from messages_support import leftovers
@@ -13,7 +13,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 from web_support import ARTIFACTS, ServedNode, log_in
 
 from node.services.calls import CallDraft, issue_call
-from node.web.keys import SESSIONS, SIGNER
+from node.web.keys import PEERING, SESSIONS, SIGNER
 from node.web.pages.static import STATIC_DIR
 
 LANGUAGES = ("en", "ar", "ckb")
@@ -37,9 +37,11 @@ TEXTS = """() => {
 
 
 @pytest.fixture(scope="module")
-def scene(node: ServedNode, admin_name: str) -> dict[str, str]:
+def scene(
+    node: ServedNode, admin_name: str, make_node: Callable[[str], ServedNode]
+) -> dict[str, str]:
     """Something on every page: a closed proposal with a result, an open one, a member
-    waiting for approval, invites and audit entries."""
+    waiting for approval, invites and audit entries, and an allied peer."""
     closed = node.proposal("تصويت منتهٍ", ("بەڵێ", "نەخێر"), hours=1)
     node.advance(2 * 3600)
     opened = node.proposal("مقترح مفتوح", ("بەڵێ", "نەخێر"), ballot="open")
@@ -50,8 +52,12 @@ def scene(node: ServedNode, admin_name: str) -> dict[str, str]:
         place="البصرة", threshold=(10, 2, now + 5 * day),
     )  # fmt: skip
     number = node.run(issue_call(node.app[SESSIONS], node.app[SIGNER], draft, by=None, now=now))
+    ally = make_node("Teachers' Union")
+    ally.clock.advance(node.clock.now() - ally.clock.now())  # their clocks agree
+    ally.peer_with(node)
     return {"closed": closed, "open": opened, "invite": node.invite_link(),
-            "call": f"/calls/{number}"}  # fmt: skip
+            "call": f"/calls/{number}",
+            "peer": f"/admin/peers/{ally.app[PEERING].node_id.hex()}"}  # fmt: skip
 
 
 @pytest.fixture
@@ -69,7 +75,9 @@ def pages(scene: dict[str, str]) -> list[tuple[str, str]]:
         ("result", scene["closed"]), ("new-proposal", "/proposals/new"), ("profile", "/profile"),
         ("members", "/admin/members"), ("invites", "/admin/invites"),
         ("policy", "/admin/policy"), ("audit", "/admin/audit"), ("call", scene["call"]),
-        ("notifications", "/notifications"),
+        ("calls", "/calls"), ("new-call", "/calls/new"), ("amend-call", scene["call"] + "/amend"),
+        ("notifications", "/notifications"), ("peers", "/admin/peers"),
+        ("peer", scene["peer"]),
     ]  # fmt: skip
 
 

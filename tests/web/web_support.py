@@ -26,7 +26,7 @@ from node.services.members import Actor
 from node.services.passwords import Argon2Params, PasswordHasher
 from node.services.setup import record_identity
 from node.storage.db import create_engine, session_factory, upgrade
-from node.web.keys import ACCOUNTS, ADMINISTRATION, INVITES, SESSIONS, SIGNER
+from node.web.keys import ACCOUNTS, ADMINISTRATION, INVITES, PEERING, SESSIONS, SIGNER
 
 T = TypeVar("T")
 HERE = Path(__file__).resolve().parent
@@ -49,8 +49,9 @@ class ServedNode:
     """A node set up as ``tadamun init`` does, served on 127.0.0.1 from its own thread and
     event loop; tests reach into it only to set things up and to move its clock."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, name: str = "Union") -> None:
         self.tmp = tmp
+        self.name = name
         self.clock = FakeClock(START)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
@@ -87,7 +88,8 @@ class ServedNode:
             session_factory(engine), identity, "Test union", self.clock.now()
         )
         await engine.dispose()
-        flags = {"database.url": database, "server.public_url": self.url, "node.name": "Union"}
+        flags = {"database.url": database, "server.public_url": self.url, "node.name": self.name,
+                 "federation.allow_networks": "127.0.0.0/8"}  # fmt: skip
         config = load_config(data_dir, {}, flags)
         app = create_app(config, self.clock, hasher=PasswordHasher(CHEAP))
         self.runner = web.AppRunner(app, access_log=None)
@@ -138,6 +140,12 @@ class ServedNode:
         )  # fmt: skip
         view = self.run(decisions.create_proposal(self.app[SESSIONS], draft, by=by, now=now))
         return f"/proposals/{view.public_id.hex()}"
+
+    def peer_with(self, joiner: ServedNode) -> None:
+        """Ally with ``joiner`` as ``tadamun peer invite`` and ``peer join`` do: this node
+        makes an invite, ``joiner`` answers it (and fetches this node's documents)."""
+        made = self.run(self.app[PEERING].create_invite(_cli()))
+        joiner.run(joiner.app[PEERING].join(_cli(), made["invite"]))
 
     def advance(self, seconds: int) -> None:
         """Move the clock on, and close what is due (as the scheduler does on its next pass)."""

@@ -1,7 +1,11 @@
-"""The member pages of calls to action: open calls on the dashboard with their progress, one
-call (its text in the reader's language, each organisation's decision, tallies, state) with
-the pledge form, and the member's notifications. Thin: the rules are in
-node.services.pledges; what is shown comes from node.services.call_views."""
+"""The member pages of calls to action: the list of calls this node holds (open or past),
+open calls on the dashboard with their progress, one call (its text in the reader's
+language, the issuer's news, each organisation's decision and how it was made, the latest
+tallies, state) with the pledge form, and the member's notifications. Thin: the rules are
+in node.services.pledges; what is shown comes from node.services.call_views.
+
+The call page also carries the coordinators' forms (node.web.pages.coordinate handles
+them): :class:`Powers` says which the reader gets, as the governance policy says."""
 
 from __future__ import annotations
 
@@ -13,20 +17,46 @@ from aiohttp import web
 
 from node.errors import NodeError
 from node.services import call_views, pledges
-from node.web.keys import CALL_SCHEDULER, CLOCK, SESSIONS, TALLY_RULES
+from node.services.call_votes import DECIDER_ROLES
+from node.services.calls import ISSUERS
+from node.services.members import Caller
+from node.storage.calls import LIVE_STATES
+from node.web.keys import CALL_SCHEDULER, CLOCK, POLICY, SESSIONS, TALLY_RULES
 from node.web.pages.core import redirect, render, require, state_of, submitted
 from node.web.pages.forms import Form
 from node.web.pages.i18n import N_
 from node.web.pages.messages import Msg, notice
 from node.web.pages.routes import PageRoute, cursor, path_id, query
 
-__all__ = ["ROUTES", "CallView", "in_language", "open_calls"]
+__all__ = [
+    "ROUTES", "WORDS", "CallView", "Powers", "call_response", "in_language", "may_issue",
+    "open_calls",
+]  # fmt: skip
 
 DASHBOARD_CALLS: Final = 5
+LIST_PAGE: Final = 20
 NOTIFICATIONS_PAGE: Final = 20
 FALLBACK: Final = ("ar", "ckb", "en")
-LIVE: Final = frozenset({"open", "activated"})
+LIVE: Final = frozenset(LIVE_STATES)
 JOINED: Final = frozenset({"own", "endorsed"})
+LISTS: Final = {"open": LIVE_STATES, "past": ("cancelled", "concluded", "void")}
+# Names of the calls' own values, shown as t(words[kind][value]) (labels.LABELS has the
+# kinds, states and verdicts).
+WORDS: Final[Mapping[str, Mapping[str, str]]] = {
+    "stance": {
+        "own": N_("this organisation issued it"),
+        "undecided": N_("not decided yet"),
+        "voting": N_("the members are voting on it"),
+        "endorsed": N_("joined"),
+        "declined": N_("declined"),
+    },
+    "audience": {"allies": N_("allied organisations"), "public": N_("everyone")},
+    "conclusion": {
+        "held": N_("it took place"),
+        "partial": N_("it took place in part"),
+        "called_off": N_("it was called off"),
+    },
+}
 
 
 def in_language(texts: Mapping[str, str], code: str) -> tuple[str, str]:
@@ -96,6 +126,50 @@ class CallView:
     def endorsements(self) -> list[Mapping[str, Any]]:
         return list(self.detail["endorsements"])
 
+    @property
+    def issuer(self) -> str:
+        return str(self.detail["origin_name"] or self.detail["origin"][:16])
+
+    @property
+    def note(self) -> tuple[str, str]:
+        """The cancel reason or the closing word, in the reader's language."""
+        return in_language(self.detail["note"] or {}, self.lang)
+
+    def shown(self, texts: Mapping[str, str]) -> tuple[str, str]:
+        """Any of the call's multilingual texts (news, notes) in the reader's language."""
+        return in_language(texts, self.lang)
+
+
+@dataclass(frozen=True, slots=True)
+class Powers:
+    """What the reader may do to a call besides pledging, as the governance policy says:
+    ``change`` (amend, cancel, conclude), ``update`` (post news) on this node's own calls;
+    ``decide`` whether the organisation joins another node's call."""
+
+    change: bool = False
+    update: bool = False
+    decide: bool = False
+
+
+async def may_issue(request: web.Request, caller: Caller) -> bool:
+    """Whether the policy's ``call_issuers`` lets the reader issue (and act on) calls."""
+    policy = await request.app[POLICY].get()
+    return caller.role in ISSUERS[policy["call_issuers"]]
+
+
+async def powers_of(request: web.Request, caller: Caller, view: CallView) -> Powers:
+    policy = await request.app[POLICY].get()
+    detail = view.detail
+    if detail["own"]:
+        coordinator = caller.role in ISSUERS[policy["call_issuers"]]
+        return Powers(
+            change=coordinator and detail["state"] in LIVE,
+            update=coordinator and detail["state"] != "concluded",
+        )
+    deciders = DECIDER_ROLES.get(policy["endorsement_by"], frozenset())
+    live = detail["state"] in LIVE and detail["stance"] == "undecided"
+    return Powers(decide=live and caller.role in deciders)
+
 
 def _name(entry: Mapping[str, Any]) -> str:
     return str(entry.get("name") or entry["origin"][:16])
@@ -109,27 +183,66 @@ async def _view(request: web.Request, number: int) -> CallView:
     return CallView(detail, state_of(request).lang.code, request.app[CLOCK].now())
 
 
+async def _views(request: web.Request, page: Any) -> list[CallView]:
+    return [await _view(request, int(item["id"])) for item in page.items]
+
+
 async def open_calls(request: web.Request) -> list[CallView]:
     """The newest open calls, for the dashboard."""
     page = await call_views.call_page(
         request.app[SESSIONS], state="open", call=None, own=None, before=None,
         limit=DASHBOARD_CALLS,
     )  # fmt: skip
-    return [await _view(request, int(item["id"])) for item in page.items]
+    return await _views(request, page)
+
+
+# --- the list ------------------------------------------------------------------------------
+
+
+async def call_list(request: web.Request) -> web.Response:
+    args = query(request, ("show", "before"))
+    caller = require(request)
+    show = args.get("show", "open")
+    if show not in LISTS:
+        raise NodeError(400, "invalid_form", "unknown list")
+    before = cursor(args.get("before"))
+    page = await call_views.call_page(
+        request.app[SESSIONS], state=None, call=None, own=None, before=before,
+        limit=LIST_PAGE, states=LISTS[show],
+    )  # fmt: skip
+    after = None if page.after is None else f"/calls?show={show}&before={page.after}"
+    return render(
+        request, "calls.html", calls=await _views(request, page), show=show,
+        next_link=after, first_link=None if before is None else f"/calls?show={show}",
+        may_issue=await may_issue(request, caller), words=WORDS,
+    )  # fmt: skip
 
 
 # --- one call and the pledge form ----------------------------------------------------------
+
+
+async def call_response(
+    request: web.Request, number: int, *, forms: Mapping[str, Form] | None = None,
+    status: int = 200, note: Msg | None = None,
+) -> web.Response:  # fmt: skip
+    """The call page; ``forms`` are the states of its forms by name (``pledge``, ``update``,
+    ``cancel``, ``conclude``, ``decide``), e.g. one that was just refused."""
+    caller = require(request)
+    view = await _view(request, number)
+    shown = {name: Form() for name in ("pledge", "update", "cancel", "conclude", "decide")}
+    return render(
+        request, "call.html", status=status, c=view, forms=shown | dict(forms or {}),
+        form=(forms or {}).get("pledge") or shown["pledge"], notice=note, name_of=_name,
+        may=await powers_of(request, caller, view), words=WORDS,
+    )  # fmt: skip
 
 
 async def _call_page(
     request: web.Request, number: int, *, form: Form | None = None, status: int = 200,
     note: Msg | None = None,
 ) -> web.Response:  # fmt: skip
-    view = await _view(request, number)
-    return render(
-        request, "call.html", status=status, c=view, form=form or Form(), notice=note,
-        name_of=_name,
-    )  # fmt: skip
+    forms = {} if form is None else {"pledge": form}
+    return await call_response(request, number, forms=forms, status=status, note=note)
 
 
 async def call_page(request: web.Request) -> web.Response:
@@ -216,6 +329,7 @@ async def read_all(request: web.Request) -> web.Response:
 
 
 ROUTES: Final = (
+    PageRoute("GET", "/calls", call_list, "calls"),
     PageRoute("GET", "/calls/{call}", call_page, "call"),
     PageRoute("POST", "/calls/{call}/pledge", pledge, "pledge"),
     PageRoute("POST", "/calls/{call}/withdraw", withdraw, "withdraw"),

@@ -82,6 +82,13 @@ ERRORS: Final[Mapping[str, str]] = {
     "pledges_closed": N_("Pledges for this call are closed."),
     "no_threshold": N_("This call has no threshold, so a pledge to it is firm."),
     "no_pledge": N_("You have not pledged to this call."),
+    "not_issuer": N_("Only the organisation that issued a call can change it."),
+    "own_call": N_("This organisation issued the call; it does not decide whether to join it."),
+    "decided_by_vote": N_("The members decide by vote whether to join this call."),
+    "already_decided": N_("The organisation has already decided on this call."),
+    "audience_unsupported": N_(
+        "This node is not a member of that coalition, so it cannot send calls to it."
+    ),
 }
 GENERIC: Final = N_("The request was refused.")
 PARAMS: Final[Mapping[str, Mapping[str, object]]] = {
@@ -146,6 +153,13 @@ NOTICES: Final[Mapping[str, str]] = {
     "pledged": N_("Your pledge is saved."),
     "pledge_withdrawn": N_("Your pledge is withdrawn."),
     "all_read": N_("All your notifications are marked read."),
+    "call_issued": N_("The call is issued and sent to its audience."),
+    "call_amended": N_("The call is changed; the change is sent to its audience."),
+    "call_cancelled": N_("The call is cancelled."),
+    "call_concluded": N_("The call is concluded."),
+    "update_posted": N_("The update is posted."),
+    "call_joined": N_("The organisation joins the call."),
+    "call_declined": N_("The organisation declines the call."),
 }
 
 

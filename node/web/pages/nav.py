@@ -34,12 +34,14 @@ class Nav:
 MAIN_NAV: Final = (
     NavItem("/", N_("Home")),
     NavItem("/proposals", N_("Proposals")),
+    NavItem("/calls", N_("Calls to action")),
     NavItem("/notifications", N_("Notifications")),
     NavItem("/profile", N_("Profile")),
 )
 ADMIN_NAV: Final = (
     NavItem("/admin/members", N_("Members"), "admin"),
     NavItem("/admin/invites", N_("Invites"), "admin"),
+    NavItem("/admin/peers", N_("Peers"), "admin"),
     NavItem("/admin/policy", N_("Governance policy"), "admin"),
     NavItem("/admin/audit", N_("Audit log"), "admin"),
 )
