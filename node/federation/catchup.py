@@ -13,9 +13,13 @@ Pages go through :meth:`Inbox.receive_log <node.federation.inbox.Inbox.receive_l
 checks every envelope exactly as a pushed one. A pass runs after start-up, every
 ``catchup_interval`` seconds of the injected clock, and at once when a transaction that
 escrowed envelopes commits (:func:`on_escrow`: the inbox found a gap) or :meth:`Catchup.wake`
-is called. Work is bounded: at most :data:`PAGES_PER_ORIGIN` pages per origin
-and :data:`REQUESTS_PER_PEER` requests per peer in a pass, one task per peer, so a dead or
-slow ally costs its own requests' timeouts and never holds up the others.
+is called. An activation held for tallies this node lacks (node.services.calls_apply) nudges a
+pass at once (:meth:`Catchup.nudge`, SPEC §9.3): the logs of the origins that should hold them
+are asked of every ally, each origin at most once per :data:`NUDGE_EVERY` seconds, so forged
+activations naming tallies that do not exist cannot keep the node pulling. Work is bounded:
+at most :data:`PAGES_PER_ORIGIN` pages per origin and :data:`REQUESTS_PER_PEER` requests per
+peer in a pass, one task per peer, so a dead or slow ally costs its own requests' timeouts
+and never holds up the others.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from node.errors import NodeError
 from node.federation.client import FederationClient, FederationClientError
 from node.federation.waiting import sleep_or_wake
 from node.federation.wire import MAX_LOG_LIMIT, BatchResult, LogEntry, decode_log_page
+from node.services.calls_apply import WANTED_LOGS
 from node.storage import envelopes, peers
 from node.storage import inbox as inbox_store
 from node.storage.errors import NotFound, StorageError
@@ -47,6 +52,8 @@ from protocol import ProtocolError
 
 __all__ = [
     "LOG_PATH",
+    "NUDGE_EVERY",
+    "NUDGE_ORIGINS",
     "PAGES_PER_ORIGIN",
     "REQUESTS_PER_PEER",
     "Catchup",
@@ -54,6 +61,7 @@ __all__ = [
     "PassReport",
     "log_url",
     "on_escrow",
+    "on_wanted_logs",
 ]
 
 log = logging.getLogger(__name__)
@@ -62,6 +70,9 @@ LOG_PATH: Final = "/federation/v1/log"
 PAGES_PER_ORIGIN: Final = 16  # pages of one origin from one peer in a pass
 REQUESTS_PER_PEER: Final = 64  # requests to one peer in a pass
 MAX_ALLIES: Final = 10_000
+NUDGE_EVERY: Final = 60  # seconds: an origin is pulled for held activations at most this often
+NUDGE_ORIGINS: Final = 16  # origins waiting for a nudged pass, at most
+MAX_NUDGED: Final = 4_096  # origins remembered for NUDGE_EVERY
 _ESCROWED: Final = "tadamun.catchup.escrowed"
 
 
@@ -119,17 +130,22 @@ class Catchup:
         self._receiver = receiver
         self._kick = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._unlisten: Callable[[], None] | None = None
+        self._unlisten: list[Callable[[], None]] = []
+        self._wanted: list[bytes] = []  # origins to ask every ally about in the next pass
+        self._nudged: dict[bytes, int] = {}  # origin -> when it was last nudged
         self.passes = 0  # completed passes (tests wait on it)
+        self.nudged = 0  # origins nudged so far (tests read it)
 
     async def start(self) -> None:
-        self._unlisten = on_escrow(self._sessions, self.wake)
+        self._unlisten = [on_escrow(self._sessions, self.wake),
+                          on_wanted_logs(self._sessions, self.nudge)]  # fmt: skip
         self._task = asyncio.create_task(self._run(), name="catchup")
         self._task.add_done_callback(_report_failure)
 
     async def stop(self) -> None:
-        if self._unlisten is not None:
-            self._unlisten()
+        for unlisten in self._unlisten:
+            unlisten()
+        self._unlisten = []
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)  # a failure was logged
@@ -137,6 +153,22 @@ class Catchup:
     def wake(self) -> None:
         """Run a pass now (the inbox escrowed an envelope: there is a gap to fetch)."""
         self._kick.set()
+
+    def nudge(self, origins: Collection[bytes]) -> None:
+        """Ask every ally for these origins' logs in a pass now (a held activation lacks
+        tallies they should hold). An origin nudged less than :data:`NUDGE_EVERY` seconds ago
+        is left to the usual passes, and at most :data:`NUDGE_ORIGINS` wait; a nudge that adds
+        none does not wake the loop."""
+        now = self._clock.now()
+        self._nudged = {o: at for o, at in self._nudged.items() if now - at < NUDGE_EVERY}
+        fresh = sorted(set(origins) - self._nudged.keys())
+        room = min(NUDGE_ORIGINS - len(self._wanted), MAX_NUDGED - len(self._nudged))
+        for origin in fresh[: max(room, 0)]:
+            self._nudged[origin] = now
+            self._wanted.append(origin)
+            self.nudged += 1
+        if fresh and room > 0:
+            self.wake()
 
     async def _run(self) -> None:
         while True:
@@ -174,6 +206,10 @@ class Catchup:
                 return {}
             relayed = await _relayed_origins(session, {p.node_id for p in allied})
         plan = {p.node_id: (p.endpoint, [p.node_id]) for p in allied}
+        wanted, self._wanted = self._wanted, []
+        for origin in wanted:  # nudged: every ally, right after its own log
+            for _, origins in plan.values():
+                _add(origins, origin)
         for gap in gaps:  # the sender of the escrowed envelope first, then every ally
             asked = [gap.via] if gap.via in plan else []
             for peer in asked + [p for p in plan if p != gap.via]:
@@ -262,6 +298,33 @@ def on_escrow(
     def stop() -> None:
         for name, listener in listeners:
             event.remove(target, name, listener)
+
+    return stop
+
+
+def on_wanted_logs(
+    sessions: async_sessionmaker[Any], wanted: Callable[[Collection[bytes]], None]
+) -> Callable[[], None]:
+    """Call ``wanted(origins)`` after each commit of a transaction (of a session made by
+    ``sessions``) that noted origins under :data:`~node.services.calls_apply.WANTED_LOGS`:
+    an activation was held for tallies this node lacks. Returns the function that stops
+    listening."""
+    target = own_session_class(sessions)
+
+    def committed(session: Session) -> None:
+        origins = session.info.pop(WANTED_LOGS, None)
+        if origins:
+            wanted(origins)
+
+    def rolled_back(session: Session) -> None:
+        session.info.pop(WANTED_LOGS, None)
+
+    event.listen(target, "after_commit", committed)
+    event.listen(target, "after_rollback", rolled_back)
+
+    def stop() -> None:
+        event.remove(target, "after_commit", committed)
+        event.remove(target, "after_rollback", rolled_back)
 
     return stop
 

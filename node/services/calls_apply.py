@@ -24,7 +24,10 @@ The rules (SPEC §9.1-§9.3):
 - An activation is checked with :func:`protocol.check_activation` against the tallies held.
   While its call or some named tally is missing it is held (``pending``) and checked again
   when tallies or the call arrive; a proof that does not add up is refused
-  (``activation_unproven``). A valid one activates an open (or void) call.
+  (``activation_unproven``). A valid one activates an open (or void) call. Holding one
+  notes, under :data:`WANTED_LOGS` in ``session.info``, the origins whose logs should hold
+  the missing tallies (its origin, the issuer, and those with a verdict or tally on the
+  call), so that catch-up pulls them once the transaction commits (node.federation.catchup).
 - Cancellations, amendments and activations notify members: every active member when this
   node issued, endorsed or is voting on the call, otherwise those who pledged.
 """
@@ -72,6 +75,7 @@ from protocol import (
 __all__ = [
     "CALL_HANDLERS",
     "ENGAGED",
+    "WANTED_LOGS",
     "CallIgnored",
     "IgnoredCode",
     "apply_call_activate",
@@ -92,6 +96,7 @@ Handler = Callable[..., Awaitable[None]]
 M = TypeVar("M", bound=Message)
 ENGAGED: Final = frozenset({"own", "endorsed", "voting"})  # stances whose members all hear
 CLOSED: Final = frozenset({"cancelled", "concluded"})
+WANTED_LOGS: Final = "tadamun.calls.wanted_logs"  # session.info: origins to pull after commit
 
 
 class IgnoredCode:
@@ -340,6 +345,17 @@ async def apply_call_activate(session: AsyncSession, signed: SignedEnvelope, *, 
         await _activate(session, call, signed.id, now)
     elif not proven:
         log.info("activation %s held: its call or tallies are not here yet", signed.id.hex())
+        await _want_logs(session, activate.call, env.origin)
+
+
+async def _want_logs(session: AsyncSession, call_id: bytes, origin: bytes) -> None:
+    """Note whose logs should hold what a held activation lacks (SPEC §9.3: fetch them)."""
+    call = await store.get_call(session, call_id)
+    origins = {origin} if call is None else {origin, call.origin}
+    origins.update(row.origin for row in await store.list_endorsements(session, call_id))
+    origins.update(row.origin for row in await store.list_tallies(session, call_id))
+    origins.discard(await envelopes.get_node_id(session))
+    session.info.setdefault(WANTED_LOGS, set()).update(origins)
 
 
 async def _settle_pending(session: AsyncSession, call_id: bytes, now: int) -> None:

@@ -42,6 +42,7 @@ from protocol.keys import public_key
 CLI: Final = (sys.executable, "-m", "node.cli")
 DEADLINE: Final = 60.0  # seconds for one command, a start or a stop
 SERVING: Final = re.compile(rb"serving .* on http://127\.0\.0\.1:(\d+)")
+JOIN_LINK: Final = re.compile(r"/join/(\S+)")
 NOTE: Final = "org.example.note"  # an extension type: stored and relayed, never applied
 # Fast retries and polls, so that the tests wait seconds, not hours.
 FEDERATION: Final = {
@@ -105,10 +106,18 @@ class NodeProcess:
     port: int = field(default_factory=free_port)
     database_url: str | None = None  # None: SQLite in the data directory
     federation: dict[str, Any] = field(default_factory=dict)
+    calls: dict[str, Any] = field(default_factory=dict)  # the [calls] settings, if any
+    public: str = ""  # the URL it is reached at (server.public_url), if not its own
     process: asyncio.subprocess.Process | None = None
     node_id: bytes = b""
     starts: int = 0
     serve_flags: tuple[str, ...] = ()  # "--port": serve on this object's port, not the file's
+    admin_invite: str = ""  # the token of the admin invite ``init`` printed
+
+    @property
+    def base_url(self) -> str:
+        """Where peers (and a browser's ``Origin``) reach it: ``public``, else ``url``."""
+        return self.public or self.url
 
     def _flags(self) -> list[str]:
         return ["--port", str(self.port)] if "--port" in self.serve_flags else []
@@ -130,12 +139,17 @@ class NodeProcess:
 
     async def init(self) -> None:
         extra = ("--database-url", self.database_url) if self.database_url else ()
-        await run("init", "--data-dir", self.data_dir, "--name", self.name, *extra)
+        out = await run("init", "--data-dir", self.data_dir, "--name", self.name, *extra)
+        found = JOIN_LINK.search(out)
+        self.admin_invite = found.group(1) if found else ""
         settings = {**FEDERATION, **self.federation}
         text = (
-            f'\n[server]\nhost = "127.0.0.1"\nport = {self.port}\npublic_url = "{self.url}"\n'
+            f'\n[server]\nhost = "127.0.0.1"\nport = {self.port}\n'
+            f'public_url = "{self.base_url}"\n'
             "\n[federation]\n" + "".join(f"{k} = {_toml(v)}\n" for k, v in settings.items())
         )
+        if self.calls:
+            text += "\n[calls]\n" + "".join(f"{k} = {_toml(v)}\n" for k, v in self.calls.items())
         with (self.data_dir / "tadamun.toml").open("a", encoding="utf-8") as config:
             config.write(text)
         self.node_id = await self.read(_node_id)
@@ -322,14 +336,24 @@ class Cluster:
     databases: list[str] = field(default_factory=list)
 
     async def make(
-        self, count: int, *, database: str = "sqlite", **federation: Any
+        self,
+        count: int,
+        *,
+        database: str = "sqlite",
+        calls: dict[str, Any] | None = None,
+        public: Sequence[str] = (),
+        **federation: Any,
     ) -> list[NodeProcess]:
-        """``count`` new nodes, initialised concurrently (not started)."""
+        """``count`` new nodes, initialised concurrently (not started); ``calls``: their
+        ``[calls]`` settings; ``public``: the URLs they are reached at, in order (a proxy's)."""
         made = []
-        for _ in range(count):
+        for index in range(count):
             name = f"n{len(self.nodes)}"
             url = await self.new_database() if database == "postgresql" else None
-            node = NodeProcess(name, self.root / name, database_url=url, federation=federation)
+            node = NodeProcess(
+                name, self.root / name, database_url=url, federation=federation,
+                calls=calls or {}, public=public[index] if public else "",
+            )  # fmt: skip
             self.nodes.append(node)
             made.append(node)
         await asyncio.gather(*(node.init() for node in made))
