@@ -5,13 +5,15 @@ Baghdad each run as their own ``tadamun serve`` process on 127.0.0.1, in a fresh
 The demo peers them (``tadamun peer invite`` and ``join``), makes members through invites
 over the JSON API, and Basra issues a conditional strike call with a threshold. Baghdad's
 admins decide to join; Sulaymaniyah's members vote on it ("do we join?"), as its policy
-says. Members pledge in Basra and Baghdad, each node publishes its tally, a node proves the
-threshold met with ``call.activate``, and the activation shows on all three nodes.
+says. Members pledge in Basra and Baghdad; the teachers' vote closes and its verdict reaches
+Basra with the vote's counts; Sulaymaniyah's members pledge too; each node publishes its
+tally, a node proves the threshold met with ``call.activate``, and the activation shows on
+all three nodes.
 
-A node's vote stays open for its policy's hours (at least one), closing no later than the
-call's pledge deadline, and for at least a minute; so the demo gives the call a deadline
-:data:`DEADLINE_AFTER` seconds out, and the teachers' vote closes then, after the
-activation: their verdict reaches Basra with the vote's counts.
+A vote on a call lasts the policy's hours (at least one) or half the time left to the call's
+pledge deadline, whichever is shorter (node.services.call_proposals); the demo gives the call
+a deadline :data:`DEADLINE_AFTER` seconds out, so the teachers vote for about half of that.
+The threshold is exactly the pledges made, so the activation always counts every tally.
 
 Without ``--check`` the nodes keep running with login links printed until Ctrl-C; with
 ``--check`` the story runs unattended, every wait has a deadline, the nodes are stopped, and
@@ -41,7 +43,7 @@ __all__ = ["add_demo_command"]
 CLI: Final = (sys.executable, "-m", "node.cli")
 COMMAND_DEADLINE: Final = 60.0  # seconds for one tadamun command or a node's start
 WAIT: Final = 30.0  # seconds for something to cross the federation
-DEADLINE_AFTER: Final = 75  # seconds from issuing to the call's pledge deadline
+DEADLINE_AFTER: Final = 90  # seconds from issuing to the call's pledge deadline
 SERVING: Final = re.compile(r"serving .* on http://127\.0\.0\.1:(\d+)")
 JOIN_LINK: Final = re.compile(r"/join/(\S+)")
 PASSWORD: Final = "solidarity-" + "demo"  # every demo member's password; printed for login
@@ -309,13 +311,17 @@ class Demo:
         await self.decide(sulay)
 
         self.begin("Members pledge")
-        await self.pledge()
-
-        self.begin("Tallies flow and the threshold is met")
-        await self.activation(call["threshold"])
+        await self.pledge(((self.basra, ["firm", "firm", "conditional", "conditional"]),
+                           (self.baghdad, ["firm", "conditional", "conditional"])))  # fmt: skip
 
         self.begin("Sulaymaniyah's vote closes")
         await self.vote_result()
+
+        self.begin("Sulaymaniyah's members pledge")
+        await self.pledge(((self.sulaymaniyah, ["firm", "conditional"]),))
+
+        self.begin("Tallies flow and the threshold is met")
+        await self.activation(call["threshold"])
 
     async def policies(self) -> None:
         vote = {"method": "majority", "fraction": None, "quorum": {"num": 1, "den": 2},
@@ -334,7 +340,7 @@ class Demo:
         deadline = int(time.time()) + DEADLINE_AFTER
         # Exactly the pledges made below: activation then waits for every tally, so the story
         # prints the same figures each run (a lower bar could be met by a tally one pledge short).
-        threshold = {"pledges": 7, "orgs": 2, "deadline": deadline}
+        threshold = {"pledges": 9, "orgs": 3, "deadline": deadline}
         draft = {
             "kind": "strike",
             "title": {"ar": "إضراب عام من أجل الأجور", "ckb": "مانگرتنی گشتی بۆ مووچە",
@@ -367,8 +373,8 @@ class Demo:
         for client in no:
             await call_api(client, "PUT", proposal, {"choice": "option", "option": 1})
         say(f"  Sulaymaniyah: {len(yes)} members voted yes, {len(no)} no, "
-            f"{len(people) + 1 - len(yes) - len(no)} did not vote; the vote closes at the "
-            "call's pledge deadline")  # fmt: skip
+            f"{len(people) + 1 - len(yes) - len(no)} did not vote; the vote closes halfway to "
+            "the call's pledge deadline")  # fmt: skip
 
         def baghdad_endorsed(call: dict[str, Any]) -> bool:
             return any(e["verdict"] == "endorse" for e in call["endorsements"])
@@ -376,14 +382,12 @@ class Demo:
         await self.wait_for(self.basra, baghdad_endorsed, "Baghdad's endorsement arrived")
         say("  Basra sees: Baghdad endorsed (decided by its admins)")
 
-    async def pledge(self) -> None:
-        counts = {}
-        for org, kinds in ((self.basra, ["firm", "firm", "conditional", "conditional"]),
-                           (self.baghdad, ["firm", "conditional", "conditional"])):  # fmt: skip
+    async def pledge(self, pledges: tuple[tuple[Org, list[str]], ...]) -> None:
+        """The first members of each organisation pledge, one kind each."""
+        for org, kinds in pledges:
             url = f"{org.api}/calls/{await self.number(org)}/pledge"
             for client, kind in zip(org.people, kinds, strict=False):
                 await call_api(client, "PUT", url, {"kind": kind})
-            counts[org.key] = len(kinds)
             firm = kinds.count("firm")
             say(f"  {org.key}: {firm} firm and {len(kinds) - firm} conditional pledges")
 
@@ -407,7 +411,7 @@ class Demo:
         def teachers(call: dict[str, Any]) -> list[dict[str, Any]]:
             return [e for e in call["endorsements"] if e["by"] == "vote"]
 
-        left = DEADLINE_AFTER + WAIT
+        left = DEADLINE_AFTER / 2 + WAIT
         call = await self.wait_for(self.basra, lambda c: bool(teachers(c)),
                                    "Sulaymaniyah's verdict arrived", within=left)  # fmt: skip
         (verdict,) = teachers(call)

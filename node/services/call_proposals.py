@@ -1,7 +1,8 @@
 """When another node's call arrives, the node follows its governance policy (DESIGN §3): if
 ``endorsement_by`` is ``vote``, a member proposal "do we join?" opens at once, with the call
 attached (``proposals.call_id``), options yes and no, a secret ballot, and the policy's rule
-and hours (closing no later than the call's threshold deadline); otherwise the call waits
+and hours (closing no later than halfway to the call's pledge deadline, so its members can
+still pledge once it is joined: :func:`closing_time`); otherwise the call waits
 for its admins' or organisers' decision (node.services.call_votes). A call whose deadline
 leaves less than a minute to vote stays undecided. Cancelling a call cancels its live vote.
 
@@ -30,7 +31,7 @@ from node.storage import decisions
 from node.storage.models import CallRow, GovernancePolicy
 from node.storage.policy import get_policy
 
-__all__ = ["OPTIONS", "cancel_votes", "consider", "pick_text"]
+__all__ = ["OPTIONS", "cancel_votes", "closing_time", "consider", "pick_text"]
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +54,19 @@ def _clean(text: str, limit: int, keep: str = "") -> str:
     return cleaned.encode()[:limit].decode("utf-8", "ignore")
 
 
-def _draft(call: CallRow, policy: GovernancePolicy, now: int) -> Draft | None:
+def closing_time(call: CallRow, policy: GovernancePolicy, now: int) -> int:
+    """When the vote on ``call`` closes: after the policy's hours, but with a pledge deadline
+    no later than halfway to it (at least a minute after opening, never past the deadline),
+    so that members of an organisation that votes to join still have time to pledge."""
     closes = now + policy.vote_hours * 3600
     if call.deadline is not None:
-        closes = min(closes, call.deadline)
+        halfway = now + max((call.deadline - now) // 2, MIN_WINDOW)
+        closes = min(closes, halfway, call.deadline)
+    return closes
+
+
+def _draft(call: CallRow, policy: GovernancePolicy, now: int) -> Draft | None:
+    closes = closing_time(call, policy, now)
     if closes - now < MIN_WINDOW:
         return None
     fraction = None

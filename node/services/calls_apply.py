@@ -43,7 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from node.services.call_proposals import cancel_votes, consider
 from node.services.signer import Signer
 from node.storage import calls as store
-from node.storage import envelopes
+from node.storage import envelopes, wakeups
 from node.storage.models import (
     ActivationRow,
     CallRow,
@@ -165,6 +165,7 @@ async def apply_call_issue(session: AsyncSession, signed: SignedEnvelope, *, now
         await consider(session, call, now)
     if await store.list_tallies(session, signed.id):  # tallies came first: check activation
         await store.set_call(session, call.id, recheck=True)
+        wakeups.note(session, wakeups.CALLS)
     await _settle_pending(session, signed.id, now)
 
 
@@ -285,6 +286,7 @@ async def apply_call_tally(session: AsyncSession, signed: SignedEnvelope, *, now
     call = await store.get_call(session, tally.call)
     if call is not None:
         await store.set_call(session, call.id, recheck=True)
+        wakeups.note(session, wakeups.CALLS)
     await _settle_pending(session, tally.call, now)
 
 

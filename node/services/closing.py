@@ -26,6 +26,7 @@ from node.services.decisions import (
 )
 from node.services.signer import Signer, SignerError
 from node.storage import decisions as store
+from node.storage import wakeups
 from node.storage.models import Proposal
 from protocol import DecisionOutcome, SignedEnvelope
 
@@ -132,13 +133,20 @@ async def run_scheduler(
 ) -> None:
     """Open and close proposals on time until ``stop`` is set.
 
-    Sleeps (on ``clock``) until the next opening or closing, and at most :data:`MAX_IDLE`
-    seconds, so proposals created meanwhile are picked up. A failed pass (the database is
-    down, the node cannot sign) is logged and retried after :data:`MAX_IDLE` seconds.
+    Sleeps (on ``clock``) until the next opening or closing, at most :data:`MAX_IDLE`
+    seconds, and wakes at once when a transaction that created a proposal commits (a vote on
+    a call that arrived may close within a minute). A failed pass (the database is down, the
+    node cannot sign) is logged and retried after :data:`MAX_IDLE` seconds.
     """
-    while not stop.is_set():
-        delay = await _scheduler_pass(sessions, signer, clock.now())
-        await _sleep_or_stop(clock, delay, stop)
+    kick = asyncio.Event()
+    unlisten = wakeups.on_commit(sessions, wakeups.DECISIONS, kick.set)
+    try:
+        while not stop.is_set():
+            kick.clear()
+            delay = await _scheduler_pass(sessions, signer, clock.now())
+            await _sleep_or_stop(clock, delay, stop, kick)
+    finally:
+        unlisten()
 
 
 async def _scheduler_pass(sessions: async_sessionmaker[Any], signer: Signer, now: int) -> int:
@@ -154,11 +162,13 @@ async def _scheduler_pass(sessions: async_sessionmaker[Any], signer: Signer, now
     return MAX_IDLE if upcoming is None else min(max(upcoming - now, 1), MAX_IDLE)
 
 
-async def _sleep_or_stop(clock: Clock, seconds: float, stop: asyncio.Event) -> None:
-    sleeper = asyncio.ensure_future(clock.sleep(seconds))
-    stopper = asyncio.ensure_future(stop.wait())
+async def _sleep_or_stop(
+    clock: Clock, seconds: float, stop: asyncio.Event, kick: asyncio.Event
+) -> None:
+    waiters = [asyncio.ensure_future(clock.sleep(seconds)),
+               asyncio.ensure_future(stop.wait()), asyncio.ensure_future(kick.wait())]  # fmt: skip
     try:
-        await asyncio.wait((sleeper, stopper), return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        sleeper.cancel()
-        stopper.cancel()
+        for waiter in waiters:
+            waiter.cancel()

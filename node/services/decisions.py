@@ -51,6 +51,7 @@ from node.identity import KEYS_DIR, LOCAL_SECRET, read_key_file
 from node.services import counting
 from node.services.counting import ABSTAIN, BLOCK, Choice, Rule
 from node.storage import decisions as store
+from node.storage import wakeups
 from node.storage.errors import NotFound
 from node.storage.members import get_member
 from node.storage.models import Member, Proposal
@@ -420,6 +421,7 @@ async def create_proposal(
     async with sessions.begin() as session:
         await _active_member(session, by, PROPOSER_ROLES)
         await store.put_proposal(session, proposal, list(labels))
+        wakeups.note(session, wakeups.DECISIONS)
     return _view(proposal, labels)
 
 
@@ -431,6 +433,7 @@ async def put_call_proposal(
     the governance policy's rule; closing it publishes the call's endorsement or decline."""
     proposal, labels = _new_proposal(draft, None, now)
     proposal.call_id = call_id
+    wakeups.note(session, wakeups.DECISIONS)
     return await store.put_proposal(session, proposal, list(labels))
 
 

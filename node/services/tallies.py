@@ -33,7 +33,7 @@ from node.services.call_votes import reply_audience
 from node.services.calls_apply import ENGAGED, CallIgnored, publish
 from node.services.signer import Signer, SignerError
 from node.storage import calls as store
-from node.storage import pledges
+from node.storage import pledges, wakeups
 from node.storage.models import CallRow, TallyRow
 from protocol import CallActivate, CallTally, ProtocolError
 
@@ -242,14 +242,20 @@ class CallScheduler:
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            self._wake.clear()
-            try:
-                delay = await run_due(self.sessions, self.signer, self.rules, self.clock.now())
-            except (SQLAlchemyError, OSError, SignerError):
-                log.exception("calls scheduler: pass failed; retrying in %s s", MAX_IDLE)
-                delay = MAX_IDLE
-            await self._sleep(delay, stop)
+        """Passes until ``stop``; a commit that changed a call's tallies (one arrived from
+        another node) wakes it, so an activation is checked at once."""
+        unlisten = wakeups.on_commit(self.sessions, wakeups.CALLS, self.wake)
+        try:
+            while not stop.is_set():
+                self._wake.clear()
+                try:
+                    delay = await run_due(self.sessions, self.signer, self.rules, self.clock.now())
+                except (SQLAlchemyError, OSError, SignerError):
+                    log.exception("calls scheduler: pass failed; retrying in %s s", MAX_IDLE)
+                    delay = MAX_IDLE
+                await self._sleep(delay, stop)
+        finally:
+            unlisten()
 
     async def _sleep(self, seconds: float, stop: asyncio.Event) -> None:
         waiters = [

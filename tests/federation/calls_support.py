@@ -36,8 +36,8 @@ from node.storage.models import (
 PASSWORD: Final = "solidarity-" + "tests"
 WAIT: Final = 30.0  # seconds for something to cross the federation
 VOTE_CLOSES: Final = 90.0  # seconds: the decision scheduler looks at least once a minute
-# seconds: a tally that arrives makes the calls scheduler check the threshold at its next
-# look, which is at most 30 s away (node.services.tallies.MAX_IDLE)
+# seconds: a tally that arrives wakes the calls scheduler (node.storage.wakeups), which
+# checks the threshold at once; the margin is for a loaded machine
 ACTIVATES: Final = WAIT + 30
 FAST_CALLS: Final = {"tally_bucket": 1, "tally_k": 1, "tally_interval": 1}
 
@@ -244,10 +244,10 @@ async def vote(org: Org, proposal: str, yes: Sequence[Person], no: Sequence[Pers
 
 
 async def close_vote_soon(node: NodeProcess, call: str) -> None:
-    """Bring the "do we join?" vote's close to now. The shortest vote a policy allows is an
-    hour, and a vote closes no later than the call's deadline, so without this the members
-    of a voting node could pledge only after the deadline; the node's decision scheduler
-    closes it as it would any due vote (it looks at least once a minute)."""
+    """Bring the "do we join?" vote's close to now. A vote on a call lasts the policy's hours
+    (an hour at least) or half the time to the call's deadline, whichever is shorter: minutes
+    with the deadlines these tests use, longer than a test should wait. The node's decision
+    scheduler closes it as it would any due vote (it looks at least once a minute)."""
     engine = create_engine(node.db_url)
     try:
         async with session_factory(engine).begin() as session:

@@ -3,6 +3,7 @@ no envelope this node signs for calls carries a member's id, pseudonym or contac
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,7 @@ from node.services.closing import close_due
 from node.services.decisions import cast_vote
 from node.services.pledges import my_pledge, pledge
 from node.services.secrets import load_secrets
-from node.services.tallies import run_due
+from node.services.tallies import CallScheduler, run_due
 from node.storage import calls as store
 from node.storage.models import EnvelopeRow, Member
 from protocol import (
@@ -202,6 +203,28 @@ async def test_this_node_publishes_the_activation_once_tallies_meet_the_threshol
     await apply(node, tally(other, made.call_id, 3, 25))
     await run_due(node.sessions, node.signer, RULES, node.now())
     assert len(await own_envelopes(node, "call.activate")) == 1
+
+
+async def test_a_tally_from_another_node_wakes_the_scheduler(node: Node) -> None:
+    """The scheduler idling on the clock checks the activation as soon as a tally that
+    meets the threshold arrives, not at its next idle pass."""
+    made = await issue(node, threshold=(30, 2, START + 5 * DAY))
+    for member in await members(node, 12):
+        await pledge(node.sessions, RULES, made.id, member, "conditional", now=node.now())
+    await run_due(node.sessions, node.signer, RULES, node.now())  # our tally: 10
+    scheduler = CallScheduler(node.clock, node.sessions, node.signer, RULES)
+    stop = asyncio.Event()
+    task = asyncio.create_task(scheduler.run(stop))
+    try:
+        await asyncio.wait_for(node.clock.sleeps.get(), 30)  # idle: nothing due
+        assert await own_envelopes(node, "call.activate") == []
+        await apply(node, tally(remote(), made.call_id, 1, 20))
+        await asyncio.wait_for(node.clock.sleeps.get(), 30)  # woken: one more pass
+        assert len(await own_envelopes(node, "call.activate")) == 1
+        stop.set()
+        await asyncio.wait_for(task, 30)
+    finally:
+        task.cancel()
 
 
 async def test_tally_equivocation_is_kept_flagged_and_not_counted(node: Node) -> None:

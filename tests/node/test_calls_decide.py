@@ -98,12 +98,16 @@ async def test_a_vote_without_quorum_declines(node: Node) -> None:
     assert (kind, summary.turnout, summary.electorate) == ("call.decline", 0, 4)
 
 
-async def test_the_vote_closes_by_the_deadline_or_is_not_opened(node: Node) -> None:
-    call_id, _ = await received(node, threshold=Threshold(5, 1, START + HOUR))
-    async with node.sessions() as session:
-        public_id = await store.get_call_proposal(session, call_id)
-    assert public_id is not None
-    assert (await get_proposal(node.sessions, public_id)).closes_at == START + HOUR
+async def test_the_vote_closes_halfway_to_the_deadline_or_is_not_opened(node: Node) -> None:
+    """Members of an organisation that votes to join must still have time to pledge: the
+    vote takes at most half the time left (at least a minute), never past the deadline."""
+    for deadline, closes in ((START + HOUR, START + HOUR // 2), (START + 90, START + 60),
+                             (START + 60, START + 60)):  # fmt: skip
+        call_id, _ = await received(node, threshold=Threshold(5, 1, deadline))
+        async with node.sessions() as session:
+            public_id = await store.get_call_proposal(session, call_id)
+        assert public_id is not None
+        assert (await get_proposal(node.sessions, public_id)).closes_at == closes
     late_id, late = await received(node, threshold=Threshold(5, 1, START + 30))
     async with node.sessions() as session:
         assert await store.get_call_proposal(session, late_id) is None

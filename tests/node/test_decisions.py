@@ -6,6 +6,7 @@ signed result: test_decisions_closing.py."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import pytest
@@ -37,6 +38,7 @@ from node.services.decisions import (
     my_vote,
 )
 from node.services.signer import Signer
+from node.storage import wakeups
 from node.storage.models import Proposal, ProposalOption
 
 UNKNOWN = b"\x00" * 16
@@ -367,6 +369,26 @@ async def test_the_scheduler_idles_when_nothing_is_due(node: Node) -> None:
     task = asyncio.create_task(run_scheduler(node.clock, node.sessions, node.signer, stop))
     try:
         assert await asyncio.wait_for(node.clock.sleeps.get(), 30) == closing.MAX_IDLE
+        stop.set()
+        await asyncio.wait_for(task, 30)
+    finally:
+        task.cancel()
+
+
+async def test_a_new_proposal_wakes_the_idle_scheduler(node: Node) -> None:
+    """A vote created while the scheduler idles (a call's "do we join?" may close within a
+    minute) is planned at once, not at the next idle pass; a rolled-back one wakes nothing."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_scheduler(node.clock, node.sessions, node.signer, stop))
+    try:
+        assert await asyncio.wait_for(node.clock.sleeps.get(), 30) == closing.MAX_IDLE
+        with contextlib.suppress(RuntimeError):
+            async with node.sessions.begin() as session:
+                wakeups.note(session, wakeups.DECISIONS)
+                raise RuntimeError("rolled back")
+        await propose(node, opens_at=START + 20, closes_at=START + 90)
+        assert await asyncio.wait_for(node.clock.sleeps.get(), 30) == 20  # until it opens
+        assert node.clock.sleeps.empty()
         stop.set()
         await asyncio.wait_for(task, 30)
     finally:
