@@ -2,14 +2,16 @@
 fetched by catch-up (``GET /federation/v1/log``), all through the same checks (SPEC §14).
 
 A batch runs in four steps; the signatures, the bulk of the work, are checked outside the
-inbox's turn at the database (:meth:`Inbox.turn`), while the batch before is being written:
+inbox's turn at the database (:meth:`Inbox.turn`), while the batch before is being written
+(its statements are few, and plain SQL: :mod:`node.storage.rawsql`):
 
 1. one read: the sender must be a peer (introduced or allied), else 403 and one contact-log
    row; the key events presented are compared with the held logs; the origins' key states,
    which items are held already, the peers' states;
 2. new key events, if any, are stored first (:class:`~node.federation.keyingest.KeyIngest`,
    in the turn), so that a delegation pushed with envelopes applies to them;
-3. every item is decoded and verified (:func:`~node.federation.batch.preverify`);
+3. every item is decoded (before step 1) and verified
+   (:func:`~node.federation.batch.preverify`), in slices (:data:`VERIFY_SLICE`);
 4. in the turn, one transaction: the sender's contact recorded (a write first, so SQLite's
    lock is taken before anything is read), the chain state read (heads, escrow: one query
    per question, :mod:`node.storage.inbox`), the batch planned in memory
@@ -52,6 +54,12 @@ __all__ = ["ESCROW_PER_ORIGIN", "ESCROW_TOTAL", "Enqueue", "FirstWrite", "Gap", 
 log = logging.getLogger(__name__)
 
 ATTEMPTS: Final = 3
+# Decoding and verifying a batch take tens of milliseconds of the event loop's time, done
+# in slices with a turn of the loop between them: otherwise the batch being written
+# meanwhile (one statement per turn of the loop) would wait that long for each statement,
+# and hold the inbox's turn that much longer. A slice is a millisecond or so of work.
+DECODE_SLICE: Final = 64
+VERIFY_SLICE: Final = 16
 
 # A write made first in a transaction of the batch (the transport nonce); may raise.
 FirstWrite = Callable[[AsyncSession], Awaitable[None]]
@@ -80,6 +88,7 @@ class Inbox:
         self._keys = KeyIngest(keylogs, node_id)
         self._enqueue = enqueue
         self._lock = asyncio.Lock()
+        self._writers = 0  # batches writing or waiting for the turn to write
 
     def turn(self) -> asyncio.Lock:
         """The inbox's turn at the database: one writer at a time in this process. Handlers
@@ -101,7 +110,7 @@ class Inbox:
 
         ``first_write``: the first statement of the first transaction that writes (the
         transport nonce, SPEC §10.8): what it raises undoes the batch and is raised here."""
-        decoded = [decode_item(index, raw) for index, raw in enumerate(items)]
+        decoded = await _decode(items, self._writing)
         return await self._run(sender, decoded, keys, now, trusted=None, first=_Once(first_write))
 
     async def record(self, write: FirstWrite) -> None:
@@ -188,19 +197,30 @@ class Inbox:
             first.committed()
             async with self._sessions() as session:
                 known = await self._known(session, items, None)
-        checked = preverify(items, *known, now=now)  # while the batch before is written
+        checked = await _preverify(items, *known, now, self._writing)  # while others write
         batch = _Batch(decoded, checked, known[0], known[1], peers, trusted)
-        async with self._lock:
-            for attempt in range(1, ATTEMPTS + 1):
-                try:
-                    statuses = await self._attempt(sender, batch, now, first)
-                    break
-                except IntegrityError:
-                    if attempt == ATTEMPTS:
-                        raise
-                    log.info("inbox batch from %s lost a race; planning again", sender.hex())
-                    batch.held = None  # read again
+        self._writers += 1
+        try:
+            async with self._lock:
+                statuses = await self._write(sender, batch, now, first)
+        finally:
+            self._writers -= 1
         return BatchResult(tuple(statuses), tuple(key_batch.statuses))
+
+    async def _write(self, sender: bytes, batch: _Batch, now: int, first: _Once) -> list[str]:
+        """:meth:`_attempt`, again from fresh reads when it lost a race, up to ATTEMPTS."""
+        for _ in range(ATTEMPTS - 1):
+            try:
+                return await self._attempt(sender, batch, now, first)
+            except IntegrityError:
+                log.info("inbox batch from %s lost a race; planning again", sender.hex())
+                batch.held = None  # read again
+        return await self._attempt(sender, batch, now, first)  # the last: its error is raised
+
+    def _writing(self) -> bool:
+        """Whether a batch is being written, or waits for its turn to be: its statements
+        each need a turn of the event loop."""
+        return self._writers > 0 or self._lock.locked()
 
     async def _admit_or_refuse(self, sender: bytes, now: int) -> None:
         async with self._sessions() as session:
@@ -317,6 +337,40 @@ class _Batch:
     held: set[bytes] | None
     peer_states: dict[bytes, str]  # of the sender, the origins and every allied peer
     trusted: bytes | None  # the origin whose withheld entries are taken on its word
+
+
+async def _decode(raws: Sequence[bytes], writing: Callable[[], bool]) -> list[Item | str]:
+    """:func:`decode_item` of each, in slices (see :data:`DECODE_SLICE`)."""
+    decoded: list[Item | str] = []
+    for start in range(0, len(raws), DECODE_SLICE):
+        await _pause(start, writing)
+        decoded += [
+            decode_item(start + i, raw) for i, raw in enumerate(raws[start : start + DECODE_SLICE])
+        ]
+    return decoded
+
+
+async def _preverify(
+    items: list[Item],
+    states: dict[bytes, KeyState | None],
+    held: set[bytes],
+    now: int,
+    writing: Callable[[], bool],
+) -> dict[int, Checked]:
+    """:func:`preverify` of the items, in slices (see :data:`VERIFY_SLICE`)."""
+    checked: dict[int, Checked] = {}
+    for start in range(0, len(items), VERIFY_SLICE):
+        await _pause(start, writing)
+        checked.update(preverify(items[start : start + VERIFY_SLICE], states, held, now=now))
+    return checked
+
+
+async def _pause(start: int, writing: Callable[[], bool]) -> None:
+    """A turn of the event loop between two slices when a batch is being written (or about
+    to be), which needs one for each of its statements; else none (a turn costs about as
+    much as verifying a quarter of a signature)."""
+    if start and writing():
+        await asyncio.sleep(0)
 
 
 def _from_entry(index: int, origin: bytes, entry: LogEntry) -> Item | str:

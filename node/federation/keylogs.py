@@ -18,11 +18,11 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Final
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from node.storage import envelopes
 from node.storage.models import ForkEvidence, KeyEventRow
+from node.storage.rawsql import Raw
 from protocol import ErrorCode, KeyLogError, KeyState, SignedKeyEvent
 
 __all__ = ["MAX_CACHED", "KeyLogs"]
@@ -42,19 +42,11 @@ class KeyLogs:
 
         Raises :class:`~protocol.KeyLogError` if the stored log does not verify (it never
         should: only verified events are stored)."""
-        head = (
-            await session.execute(
-                select(KeyEventRow.pos, KeyEventRow.digest)
-                .where(KeyEventRow.node_id == node_id)
-                .order_by(KeyEventRow.pos.desc())
-                .limit(1)
-            )
-        ).first()
+        head = await _head(session, node_id)
         if head is None:
             return None
-        cached = self._cache.get(node_id)
-        if cached is not None and (cached.position, cached.head) == (head.pos, head.digest):
-            self._cache.move_to_end(node_id)
+        cached = self.cached(node_id, head)
+        if cached is not None:
             return cached
         wires = await envelopes.list_key_events(session, node_id)
         state = KeyState.from_log([SignedKeyEvent.from_bytes(wire) for wire in wires])
@@ -122,6 +114,16 @@ class KeyLogs:
         self._cache.move_to_end(state.node_id)
         while len(self._cache) > self._max:
             self._cache.popitem(last=False)
+
+
+async def _head(session: AsyncSession, node_id: bytes) -> tuple[int, bytes] | None:
+    """Position and digest of the last stored key event of ``node_id``. Plain SQL: the
+    transport check of every federation request reads it."""
+    rows = await (await Raw.of(session)).fetch(_HEAD, (node_id,))
+    return (rows[0][0], rows[0][1]) if rows else None
+
+
+_HEAD: Final = "SELECT pos, digest FROM key_events WHERE node_id = ? ORDER BY pos DESC LIMIT 1"
 
 
 async def _keep_evidence(

@@ -2,45 +2,38 @@
 (DESIGN §5: a statement costs more than verifying a signature).
 
 Heads (``origin_heads``), escrow and fork evidence live here; envelopes are inserted with one
-core INSERT per batch. Every function takes an open session; the caller owns the transaction.
-The primary keys are the last guard against two writers: a lost race is an IntegrityError
-and the caller retries the batch.
+INSERT of many rows per batch. The statements every batch runs (its facts, the chain state,
+the envelopes, the heads) are plain SQL (:mod:`node.storage.rawsql`). Every function takes
+an open session; the caller owns the transaction. The primary keys are the last guard
+against two writers: a lost race is an IntegrityError and the caller retries the batch.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from functools import lru_cache
 from typing import Any, Final, NamedTuple, cast
 
 from sqlalchemy import (
-    BigInteger,
-    LargeBinary,
-    Row,
-    String,
     Table,
     delete,
     func,
     insert,
-    literal,
-    null,
     or_,
     select,
     tuple_,
-    union_all,
-    update,
 )
-from sqlalchemy import cast as sql_cast
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from node.storage.models import (
     EnvelopeRow,
     EscrowEntry,
     ForkEvidence,
-    KeyEventRow,
     OriginHead,
     Peer,
 )
 from node.storage.peers import ALLIED
+from node.storage.rawsql import Raw, marks
 
 __all__ = [
     "ENVELOPE_COLUMNS",
@@ -115,39 +108,37 @@ async def batch_facts(
     """:class:`BatchFacts` of a batch from ``sender`` whose envelopes ``(origin, seq, id)``
     are ``places``, and whose key events or envelopes name ``nodes``."""
     wanted = list({sender, *nodes})
-    peers = select(
-        literal(0).label("kind"), Peer.node_id.label("node"),
-        sql_cast(null(), BigInteger).label("num"), sql_cast(null(), LargeBinary).label("blob"),
-        Peer.state.label("text"),
-    ).where(or_(Peer.node_id.in_(wanted), Peer.state == ALLIED))  # fmt: skip
-    keys = select(
-        literal(1).label("kind"), KeyEventRow.node_id, KeyEventRow.pos, KeyEventRow.digest,
-        sql_cast(null(), String),
-    ).where(KeyEventRow.node_id.in_(wanted))  # fmt: skip
-    parts: list[Any] = [peers, keys]
+    params: list[Any] = [*wanted, ALLIED, *wanted]
+    sql = _FACTS.format(nodes=marks(len(wanted)))
     spans, sparse = _spans(places)
     if spans:
-        held = select(
-            literal(2).label("kind"), EnvelopeRow.origin, EnvelopeRow.seq, EnvelopeRow.id,
-            sql_cast(null(), String),
-        ).where(or_(*(
-            (EnvelopeRow.origin == origin) & EnvelopeRow.seq.between(low, high)
-            for origin, (low, high) in spans.items()
-        )))  # fmt: skip
-        parts.append(held)
-    statement = cast(Any, union_all(*parts)).order_by("kind", "node", "num")
+        sql += _FACTS_HELD.format(spans=" OR ".join([_SPAN] * len(spans)))
+        for origin, (low, high) in spans.items():
+            params += (origin, low, high)
+    rows = await (await Raw.of(session)).fetch(sql + " ORDER BY 1, 2, 3", params)
     facts = BatchFacts({}, {}, set())
     wanted_ids = {(origin, seq): id_ for origin, seq, id_ in places}
-    for row in (await session.execute(statement)).all():
-        if row.kind == 0:
-            facts.peers[row.node] = row.text
-        elif row.kind == 1:  # in position order: the last one read is the head
-            facts.key_heads[row.node] = (row.num, row.blob)
-        elif wanted_ids.get((row.node, row.num)) == row.blob:
-            facts.held.add(row.blob)
+    for kind, node, num, blob, text in rows:
+        if kind == 0:
+            facts.peers[node] = text
+        elif kind == 1:  # in position order: the last one read is the head
+            facts.key_heads[node] = (num, blob)
+        elif wanted_ids.get((node, num)) == blob:
+            facts.held.add(blob)
     if sparse:
         facts.held.update(await held_ids(session, sparse))
     return facts
+
+
+# The peers (the sender, the nodes named, every ally) and the key-log heads; then the held
+# envelopes at the batch's places, by range of seq per origin (see _spans).
+_FACTS: Final = (
+    "SELECT 0, node_id, NULL, NULL, state FROM peers WHERE node_id IN ({nodes}) OR state = ?"
+    " UNION ALL SELECT 1, node_id, pos, digest, NULL FROM key_events"
+    " WHERE node_id IN ({nodes})"
+)
+_FACTS_HELD: Final = " UNION ALL SELECT 2, origin, seq, id, NULL FROM envelopes WHERE {spans}"
+_SPAN: Final = "(origin = ? AND seq BETWEEN ? AND ?)"
 
 
 def _spans(
@@ -213,27 +204,23 @@ async def chain_state(session: AsyncSession, origins: Collection[bytes]) -> Chai
     if not origins:
         return ChainState({}, [], {})
     wanted = list(origins)
-    heads = select(
-        literal(0).label("kind"), OriginHead.origin, OriginHead.seq, OriginHead.id,
-        sql_cast(null(), LargeBinary).label("via"),
-    ).where(OriginHead.origin.in_(wanted))  # fmt: skip
-    escrow = select(
-        literal(1).label("kind"), EscrowEntry.origin, EscrowEntry.seq, EscrowEntry.id,
-        EscrowEntry.via,
-    ).where(EscrowEntry.origin.in_(wanted))  # fmt: skip
-    keys = select(
-        literal(2).label("kind"), KeyEventRow.node_id, KeyEventRow.pos, KeyEventRow.digest,
-        sql_cast(null(), LargeBinary).label("via"),
-    ).where(KeyEventRow.node_id.in_(wanted))  # fmt: skip
-    statement = cast(Any, union_all(heads, escrow, keys)).order_by("kind", "origin", "seq")
-    rows: Sequence[Row[Any]] = (await session.execute(statement)).all()
+    sql = _CHAIN.format(origins=marks(len(wanted)))
+    rows = await (await Raw.of(session)).fetch(sql, wanted * 3)
     state = ChainState({}, [], {})
-    for row in rows:
-        if row.kind == 1:
-            state.escrow.append(EscrowRef(row.origin, row.seq, row.id, row.via))
+    for kind, origin, seq, id_, via in rows:
+        if kind == 1:
+            state.escrow.append(EscrowRef(origin, seq, id_, via))
         else:  # in seq order: the last one read is the head
-            (state.heads if row.kind == 0 else state.key_heads)[row.origin] = (row.seq, row.id)
+            (state.heads if kind == 0 else state.key_heads)[origin] = (seq, id_)
     return state
+
+
+_CHAIN: Final = (
+    "SELECT 0, origin, seq, id, NULL FROM origin_heads WHERE origin IN ({origins})"
+    " UNION ALL SELECT 1, origin, seq, id, via FROM escrow WHERE origin IN ({origins})"
+    " UNION ALL SELECT 2, node_id, pos, digest, NULL FROM key_events"
+    " WHERE node_id IN ({origins}) ORDER BY 1, 2, 3"
+)
 
 
 async def put_heads(
@@ -241,18 +228,20 @@ async def put_heads(
 ) -> None:
     """Set each origin's head (None: it holds nothing any more); ``known`` are the origins
     that had a head row when the batch read them."""
+    if not heads:
+        return
+    raw = await Raw.of(session)
     for origin, head in heads.items():
         if head is None:
-            await session.execute(delete(OriginHead).where(OriginHead.origin == origin))
+            await raw.execute("DELETE FROM origin_heads WHERE origin = ?", (origin,))
         elif origin in known:
-            await session.execute(
-                update(OriginHead)
-                .where(OriginHead.origin == origin)
-                .values(seq=head[0], id=head[1])
-                .execution_options(synchronize_session=False)
+            await raw.execute(
+                "UPDATE origin_heads SET seq = ?, id = ? WHERE origin = ?", (*head, origin)
             )
         else:
-            await session.execute(insert(OriginHead).values(origin=origin, seq=head[0], id=head[1]))
+            await raw.execute(
+                "INSERT INTO origin_heads (origin, seq, id) VALUES (?, ?, ?)", (origin, *head)
+            )
 
 
 async def rows_at(
@@ -275,26 +264,25 @@ ENVELOPE_COLUMNS: Final = (
 
 
 async def insert_envelopes(session: AsyncSession, rows: Sequence[tuple[Any, ...]]) -> None:
-    """One INSERT for a batch of envelope rows, each a tuple of values in
+    """INSERTs of many rows for a batch of envelope rows, each a tuple of values in
     :data:`ENVELOPE_COLUMNS` order, sent to the driver as they are: every value is already
     what its column holds (bytes, str, int), and type processing per value would cost a
     fifth of verifying the envelope's signature."""
-    if not rows:
-        return
-    connection = await session.connection()
-    await connection.exec_driver_sql(_insert_sql(connection.dialect.paramstyle), list(rows))
+    raw = await Raw.of(session)
+    for start in range(0, len(rows), INSERT_ROWS):
+        chunk = rows[start : start + INSERT_ROWS]
+        await raw.execute(_insert_envelopes(len(chunk)), [v for row in chunk for v in row])
 
 
-def _insert_sql(paramstyle: str) -> str:
-    count = len(ENVELOPE_COLUMNS)
-    if paramstyle == "qmark":
-        marks = ["?"] * count
-    elif paramstyle == "numeric_dollar":
-        marks = [f"${n}" for n in range(1, count + 1)]
-    else:
-        raise NotImplementedError(f"paramstyle {paramstyle}")
+INSERT_ROWS: Final = 256  # rows per INSERT: 2,048 values, well under every driver's limit
+
+
+@lru_cache(maxsize=INSERT_ROWS)
+def _insert_envelopes(count: int) -> str:
+    """One INSERT of ``count`` rows (one statement, one round trip)."""
+    row = f"({marks(len(ENVELOPE_COLUMNS))})"
     columns = ", ".join(ENVELOPE_COLUMNS)
-    return f"INSERT INTO envelopes ({columns}) VALUES ({', '.join(marks)})"  # noqa: S608
+    return f"INSERT INTO envelopes ({columns}) VALUES {', '.join([row] * count)}"  # noqa: S608
 
 
 async def peer_states(session: AsyncSession, node_ids: Collection[bytes]) -> dict[bytes, str]:

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from node.storage.errors import Conflict
 from node.storage.models import Nonce
+from node.storage.rawsql import Raw
 
 __all__ = ["PURGE_BATCH", "count_nonces", "delete_expired_nonces", "put_nonce"]
 
@@ -23,12 +24,15 @@ PURGE_BATCH: Final = 1_000  # a bound on one purge; more than a process accepts 
 
 async def put_nonce(session: AsyncSession, keyid: bytes, nonce: str, expires_at: int) -> None:
     """Record a nonce; one recorded already is a :class:`Conflict` (the transaction is then
-    spoilt: the caller rolls it back)."""
-    session.add(Nonce(keyid=keyid, nonce=nonce, expires_at=expires_at))
+    spoilt: the caller rolls it back). Plain SQL: every federation request runs it."""
+    raw = await Raw.of(session)
     try:
-        await session.flush()
+        await raw.execute(_PUT, (keyid, nonce, expires_at))
     except IntegrityError as exc:
         raise Conflict(f"nonce {nonce!r} of {keyid.hex()} was seen before") from exc
+
+
+_PUT: Final = "INSERT INTO nonces (keyid, nonce, expires_at) VALUES (?, ?, ?)"
 
 
 async def delete_expired_nonces(session: AsyncSession, now: int, limit: int = PURGE_BATCH) -> int:

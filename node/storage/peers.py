@@ -8,11 +8,12 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Final
 
-from sqlalchemy import case, delete, func, select, update
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from node.storage import outbox
 from node.storage.models import OutboxEntry, Peer
+from node.storage.rawsql import Raw
 
 __all__ = [
     "ALLIED",
@@ -57,14 +58,16 @@ async def record_contact(session: AsyncSession, node_id: bytes, now: int) -> Non
     (DESIGN §4: any authenticated contact from a peer ends its backoff). A peer that is not
     failing keeps its next attempt time, which may be a delivery lease in flight
     (:func:`node.storage.outbox.claim_peer`)."""
-    ends_backoff = case((Peer.failures > 0, 0), else_=Peer.next_attempt_at)
-    await session.execute(
-        update(Peer)
-        .where(Peer.node_id == node_id)
-        .values(last_contact_at=now, failures=0, next_attempt_at=ends_backoff)
-        .execution_options(synchronize_session=False)
-    )
+    raw = await Raw.of(session)  # plain SQL: the inbox runs this once per batch
+    await raw.execute(_CONTACT, (now, node_id))
     outbox.note_contact(session, node_id)  # a worker waiting out the backoff retries now
+
+
+_CONTACT: Final = (
+    "UPDATE peers SET last_contact_at = ?, failures = 0,"
+    " next_attempt_at = CASE WHEN failures > 0 THEN 0 ELSE next_attempt_at END"
+    " WHERE node_id = ?"
+)
 
 
 async def put_peer(session: AsyncSession, peer: Peer) -> Peer:
