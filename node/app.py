@@ -25,6 +25,7 @@ from node.federation.transport import TransportVerifier
 from node.services.accounts import Accounts
 from node.services.admin import Administration
 from node.services.closing import run_scheduler
+from node.services.coalitions import Coalitions
 from node.services.decisions import BallotKeys
 from node.services.invites import Invites
 from node.services.passwords import PasswordHasher
@@ -37,6 +38,7 @@ from node.storage.db import create_engine, require_migrated, session_factory
 from node.web.admin import ADMIN_ROUTES
 from node.web.api import Route, install
 from node.web.calls import CALL_ROUTES
+from node.web.coalitions import COALITION_ROUTES
 from node.web.decisions import DECISION_ROUTES
 from node.web.errors import error_middleware
 from node.web.federation import install_inbox
@@ -49,6 +51,7 @@ from node.web.keys import (
     CALL_SCHEDULER,
     CATCHUP,
     CLOCK,
+    COALITIONS,
     CONFIG,
     DELIVERY,
     ENGINE,
@@ -86,6 +89,7 @@ def api_routes() -> tuple[Route, ...]:
         *ADMIN_ROUTES,
         *DECISION_ROUTES,
         *PEER_ROUTES,
+        *COALITION_ROUTES,
         *CALL_ROUTES,
     )
 
@@ -117,6 +121,7 @@ async def _peering(app: web.Application) -> AsyncIterator[None]:
     sessions, clock, signer = app[SESSIONS], app[CLOCK], app[SIGNER]
     app[PEERING] = Peering(sessions, clock, signer, app[KEY_LOGS], app[SECRETS], app[CONFIG])
     app[PEER_ADMIN] = PeerAdmin(sessions, clock, signer)
+    app[COALITIONS] = Coalitions(sessions, clock, signer)
     try:
         await app[PEERING].publish_descriptor()
     except SignerError as exc:  # e.g. keys delegated and the server not restarted

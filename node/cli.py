@@ -20,6 +20,7 @@ from protocol import fingerprint
 
 from .app import create_app, settle_heap
 from .cli_calls import add_call_commands
+from .cli_coalitions import add_coalition_commands
 from .cli_keys import add_key_commands
 from .cli_members import add_member_commands
 from .cli_peers import add_peer_commands
@@ -257,6 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_member_commands(commands)
     add_call_commands(commands)
     add_peer_commands(commands)
+    add_coalition_commands(commands)
     add_key_commands(commands)
     add_demo_command(commands)
     return parser

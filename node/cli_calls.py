@@ -123,7 +123,7 @@ def _issue_arguments(issue: argparse.ArgumentParser) -> None:
     issue.add_argument(
         "--audience",
         default="allies",
-        help=f"{', '.join(AUDIENCES)}; coalition:<id> once coalitions exist",
+        help=f"{', '.join(AUDIENCES)}, or coalition:<id> of a coalition this node is in",
     )
     issue.add_argument("--starts", type=_time, help="when the action starts (ISO 8601)")
     issue.add_argument("--ends", type=_time, help="when it ends (ISO 8601)")

@@ -2,8 +2,8 @@
 
 No I/O, no clock: callers pass ``now``. Read top to bottom in this order: ``canonical``
 (encoding), ``keys``, ``keylog`` (who may sign for a node), ``envelope`` (signed objects),
-``message``/``messages``/``calls`` (what envelopes carry), ``registry`` (type table),
-``httpsig`` (transport signatures), ``errors``.
+``message``/``messages``/``calls``/``coalitions`` (what envelopes carry), ``membership`` (who
+is in a coalition), ``registry`` (type table), ``httpsig`` (transport signatures), ``errors``.
 """
 
 from .calls import (
@@ -22,6 +22,18 @@ from .calls import (
     check_activation,
 )
 from .canonical import DEFAULT_LIMITS, Limits, decode, encode
+from .coalitions import (
+    COALITION_PREFIX,
+    CoalitionFound,
+    CoalitionInvite,
+    CoalitionJoin,
+    CoalitionLeave,
+    CoalitionMessage,
+    check_coalition_envelope,
+    coalition_audience,
+    coalition_id,
+    coalition_of,
+)
 from .envelope import (
     PROTOCOL_VERSION,
     Envelope,
@@ -53,6 +65,7 @@ from .keylog import (
     sign_key_event,
 )
 from .keys import SigningKey, commitment, digest, fingerprint, verify_signature
+from .membership import CoalitionEvent, CoalitionSeed, Standing, membership, seed_event
 from .message import Message, Part
 from .messages import (
     DecisionOutcome,
@@ -66,6 +79,7 @@ from .messages import (
 from .registry import MESSAGE_TYPES, parse_body
 
 __all__ = [
+    "COALITION_PREFIX",
     "DEFAULT_LIMITS",
     "DELEGATION",
     "INCEPTION",
@@ -81,6 +95,13 @@ __all__ = [
     "CallIssue",
     "CallTally",
     "CallUpdate",
+    "CoalitionEvent",
+    "CoalitionFound",
+    "CoalitionInvite",
+    "CoalitionJoin",
+    "CoalitionLeave",
+    "CoalitionMessage",
+    "CoalitionSeed",
     "DecisionOutcome",
     "DecisionSummary",
     "DecodeError",
@@ -104,6 +125,7 @@ __all__ = [
     "SignedEnvelope",
     "SignedKeyEvent",
     "SigningKey",
+    "Standing",
     "TallyRecord",
     "Threshold",
     "UnknownCritical",
@@ -112,13 +134,19 @@ __all__ = [
     "ValidationError",
     "build_envelope",
     "check_activation",
+    "check_coalition_envelope",
+    "coalition_audience",
+    "coalition_id",
+    "coalition_of",
     "commitment",
     "decode",
     "digest",
     "encode",
     "fingerprint",
+    "membership",
     "parse_body",
     "peering_proof",
+    "seed_event",
     "sign",
     "sign_key_event",
     "verify",

@@ -2,9 +2,10 @@
 
 A message is a frozen, slotted dataclass whose fields are its body's fields, under the same
 names. Subclasses validate in ``__post_init__``, so an invalid message cannot exist.
-``to_body`` drops ``None`` (absent optional fields), turns tuples into arrays and parts into
-maps; ``from_body`` does the reverse and ignores unknown non-critical fields, which stay in
-the envelope's raw body (§5.3).
+``to_body`` drops ``None`` (absent optional fields), turns tuples into arrays and parts (also
+inside arrays) into maps; ``from_body`` does the reverse (a part inside an array is parsed by
+its message) and ignores unknown non-critical fields, which stay in the envelope's raw body
+(§5.3).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ class Part:
             if isinstance(value, Part):
                 value = value.to_body()
             elif isinstance(value, tuple):
-                value = list(value)
+                value = [v.to_body() if isinstance(v, Part) else v for v in value]
             elif isinstance(value, Mapping):
                 value = dict(value)
             body[f.name] = value

@@ -17,6 +17,7 @@ from .calls import (
     CallTally,
     CallUpdate,
 )
+from .coalitions import CoalitionFound, CoalitionInvite, CoalitionJoin, CoalitionLeave
 from .errors import UnknownMessageType
 from .fields import invalid
 from .message import Message
@@ -51,6 +52,10 @@ MESSAGE_TYPES: Final[Mapping[str, type[Message]]] = MappingProxyType(
             CallDecline,
             CallTally,
             CallActivate,
+            CoalitionFound,
+            CoalitionInvite,
+            CoalitionJoin,
+            CoalitionLeave,
         )
     }
 )

@@ -10,13 +10,13 @@ Per item, in order (the first that applies answers it):
 2. an id held already (or twice in the batch) → ``duplicate``; waiting in escrow → ``held``.
    Held envelopes were verified when they were stored, so they are not verified again;
 3. the origin's key log unknown → ``unknown_origin``; the origin blocked here → ``blocked``;
-   a ``coalition:`` audience → ``audience_unsupported`` (coalitions are not implemented);
 4. :func:`protocol.verify` (origin, key position and seal, from the future, expired,
    signature);
 5. an envelope of this node's own origin that it does not hold → ``fork`` (kept as evidence:
    somebody signs with this node's key);
 6. audience (SPEC §5.5): ``node:<other>``, or ``allies`` of an origin that is not a peer here
-   and never declared this node allied → ``not_for_us``.
+   and never declared this node allied, or ``coalition:<id>`` as
+   :mod:`node.federation.coalition_policy` refuses (SPEC §15.4) → ``not_for_us``.
 
 An envelope that fails at 4 as ``expired`` but whose signature holds, or that fails at 6,
 still proves its id: it may fill its place in the chain as a withheld row (no bytes kept),
@@ -29,6 +29,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
+from node.federation import coalition_policy
 from node.federation.chain import Link, walk
 from node.storage.inbox import EscrowRef
 from node.storage.peers import ALLIED, BLOCKED, INTRODUCED
@@ -140,6 +141,9 @@ class View:
     escrow: dict[bytes, dict[int, EscrowRef]]  # origin -> seq -> escrowed envelope
     escrow_wires: dict[tuple[bytes, int], bytes]  # the ones the chain may reach
     checked: dict[int, Checked] = field(default_factory=dict)  # verified before (preverify)
+    # coalition -> node -> state, for the batch's coalition audiences (SPEC §15.4)
+    coalitions: dict[bytes, dict[bytes, str]] = field(default_factory=dict)
+    sender: bytes = b""  # the peer that pushed the batch or served the page
 
     @property
     def escrow_ids(self) -> set[bytes]:
@@ -223,8 +227,6 @@ def _policy(item: Item, state: KeyState | None, view: View) -> str | None:
         return Status.UNKNOWN_ORIGIN
     if view.peer_states.get(item.origin) == BLOCKED:
         return Status.BLOCKED
-    if item.audience.startswith("coalition:"):
-        return Status.AUDIENCE_UNSUPPORTED
     return None
 
 
@@ -244,10 +246,16 @@ def _verify(signed: SignedEnvelope, state: KeyState, now: int) -> str:
 
 
 def _for_us(item: Item, view: View) -> bool:
-    """SPEC §5.5 for the receiving end (``coalition:`` was refused before)."""
+    """SPEC §5.5 for the receiving end."""
     audience = item.audience
     if audience == "public":
         return True
+    if audience.startswith("coalition:"):
+        body = item.signed.envelope.body if item.signed is not None else {}
+        return coalition_policy.admits(
+            audience=audience, type=item.type, body=body, origin=item.origin,
+            sender=view.sender, self_id=view.self_id, states=view.coalitions,
+        )  # fmt: skip
     if audience == "allies":
         origin = item.origin
         return view.peer_states.get(origin) in (INTRODUCED, ALLIED) or origin in view.declared_us

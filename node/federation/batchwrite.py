@@ -130,11 +130,12 @@ class Writer:
 
     async def _relay(self, sender: bytes, rows: list[tuple[Any, ...]], enqueue: Enqueue) -> None:
         """Relay rows for what was stored, when some allied peer could receive it (node:
-        envelopes of other origins never travel on, SPEC §5.5)."""
+        envelopes of other origins never travel on, SPEC §5.5; coalition: ones go to the
+        members among them, SPEC §15.4)."""
         relayable = [
             (row, link.via or sender)
             for row, (_, link) in zip(rows, self.plan.accepted, strict=True)
-            if link.wire is not None and link.audience in ("public", "allies")
+            if link.wire is not None and _relayable(link.audience)
         ]
         if not relayable:
             return
@@ -146,3 +147,7 @@ class Writer:
                 by_via.setdefault(via, []).append(EnvelopeRow(**values))
         for via, group in by_via.items():
             await enqueue(self.session, group, now=self.now, skip=(via,))
+
+
+def _relayable(audience: str) -> bool:
+    return audience in ("public", "allies") or audience.startswith("coalition:")

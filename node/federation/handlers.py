@@ -1,10 +1,11 @@
 """What an envelope received from another node changes here: one flat table from message
 type to handler (STYLE.md §9), run in the inbox's transaction, in each origin's ``seq`` order.
 
-Only the types in :data:`HANDLERS` have their body parsed (SPEC §7, §8). Every other type,
-known or not, is stored and relayed without being applied (SPEC §8.1). A body that does not
-parse is stored all the same (it holds its place in the origin's chain) but not applied; the
-sender is answered with the parse error's code.
+Only the types in :data:`HANDLERS` and :data:`WHOLE_HANDLERS` (``call.*``, ``coalition.*``:
+their handlers take the whole signed envelope) have their body parsed (SPEC §7, §8). Every
+other type, known or not, is stored and relayed without being applied (SPEC §8.1). A body
+that does not parse is stored all the same (it holds its place in the origin's chain) but not
+applied; the sender is answered with the parse error's code.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from node.federation.descriptors import display_name
 from node.services.calls_apply import CALL_HANDLERS, CallIgnored
+from node.services.coalitions_apply import CoalitionIgnored, apply_coalition
 from node.storage import alliances
 from node.storage.peers import get_peer
 from protocol import (
@@ -28,8 +30,9 @@ from protocol import (
     SignedEnvelope,
     parse_body,
 )
+from protocol.coalitions import COALITION_TYPES
 
-__all__ = ["HANDLERS", "Context", "apply", "handles"]
+__all__ = ["HANDLERS", "WHOLE_HANDLERS", "Context", "apply", "handles"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,19 +82,42 @@ HANDLERS: Final[Mapping[str, Handler]] = {
 }
 
 
+WholeHandler = Callable[[AsyncSession, SignedEnvelope, Context], Awaitable[None]]
+
+
+def _call(handler: Callable[..., Awaitable[None]]) -> WholeHandler:
+    async def run(session: AsyncSession, signed: SignedEnvelope, ctx: Context) -> None:
+        await handler(session, signed, now=ctx.now)
+
+    return run
+
+
+async def _coalition(session: AsyncSession, signed: SignedEnvelope, ctx: Context) -> None:
+    await apply_coalition(session, signed, self_id=ctx.self_id, now=ctx.now)
+
+
+# Types whose handlers take the whole signed envelope (they need its id, audience or time).
+WHOLE_HANDLERS: Final[Mapping[str, WholeHandler]] = {
+    **{type_: _call(handler) for type_, handler in CALL_HANDLERS.items()},
+    **dict.fromkeys(COALITION_TYPES, _coalition),
+}
+
+
 def handles(type_: str) -> bool:
     """Whether envelopes of ``type_`` change anything here (others are only stored)."""
-    return type_ in HANDLERS or type_ in CALL_HANDLERS
+    return type_ in HANDLERS or type_ in WHOLE_HANDLERS
 
 
 async def apply(session: AsyncSession, signed: SignedEnvelope, ctx: Context) -> str | None:
     """Apply a stored envelope; None, or the code of a body that does not parse (or, for
-    ``call.*``, of a valid envelope that has no effect here: node.services.calls_apply)."""
+    ``call.*`` and ``coalition.*``, of a valid envelope that has no effect here:
+    node.services.calls_apply, node.services.coalitions_apply)."""
     envelope = signed.envelope
-    if envelope.type in CALL_HANDLERS:
+    whole = WHOLE_HANDLERS.get(envelope.type)
+    if whole is not None:
         try:
-            await CALL_HANDLERS[envelope.type](session, signed, now=ctx.now)
-        except (ProtocolError, CallIgnored) as exc:  # raised before anything is written
+            await whole(session, signed, ctx)
+        except (ProtocolError, CallIgnored, CoalitionIgnored) as exc:  # before any write
             return str(exc.code)
         return None
     handler = HANDLERS.get(envelope.type)

@@ -44,10 +44,10 @@ from node.federation.batchwrite import ESCROW_PER_ORIGIN, ESCROW_TOTAL, Enqueue,
 from node.federation.keyingest import KeyIngest
 from node.federation.keylogs import KeyLogs
 from node.federation.wire import BatchResult, LogEntry, LogPage
-from node.storage import alliances, contact_log, envelopes
+from node.storage import alliances, coalitions, contact_log, envelopes
 from node.storage import inbox as store
 from node.storage.inbox import Gap
-from protocol import ErrorCode, KeyLogError, KeyState
+from protocol import ErrorCode, KeyLogError, KeyState, coalition_of
 
 __all__ = ["ESCROW_PER_ORIGIN", "ESCROW_TOTAL", "Enqueue", "FirstWrite", "Gap", "Inbox", "gaps"]
 
@@ -257,7 +257,7 @@ class Inbox:
             await first(session)
             await senders.admit(session, sender, now)
             view = await self._read(session, items, batch)
-            view.checked = batch.checked
+            view.checked, view.sender = batch.checked, sender
             plan = plan_batch(items, view, statuses, now=now, trusted=batch.trusted)
             await Writer(session, plan, view, statuses, now).write(sender, self._enqueue)
         first.committed()
@@ -282,6 +282,7 @@ class Inbox:
             states=states,
             peer_states=batch.peer_states,
             declared_us=await self._declared_us(session, items),
+            coalitions=await _coalition_states(session, items),
             held=held,
             heads=heads,
             escrow=escrow,
@@ -306,6 +307,14 @@ class Inbox:
         except KeyLogError:
             log.exception("stored key log of %s does not verify", origin.hex())
             return None
+
+
+async def _coalition_states(
+    session: AsyncSession, items: list[Item]
+) -> dict[bytes, dict[bytes, str]]:
+    """Who is in the coalitions the batch's ``coalition:`` envelopes address (SPEC §15.4)."""
+    wanted = {c for i in items if (c := coalition_of(i.audience)) is not None}
+    return await coalitions.states_of(session, wanted) if wanted else {}
 
 
 class _Once:

@@ -12,21 +12,27 @@ Rights, for a requester R and an envelope of origin O:
 * ``public``: yes;
 * ``allies``: if O is this node, when R is an allied peer; otherwise when O's latest
   ``peer.alliance`` about R says ``allied`` (the ``alliances`` table);
-* ``node:<id>``: when the id is R's; ``coalition:<id>``: no (not implemented).
+* ``node:<id>``: when the id is R's;
+* ``coalition:<id>``: when R is a member of that coalition as this node computes it, or is
+  invited to it and the envelope is a ``coalition.*`` one (SPEC §15.5).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Final
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from node.errors import NodeError
+from node.federation.coalition_policy import MANAGEMENT
 from node.federation.wire import LogEntry, LogPage
-from node.storage import alliances, envelopes
+from node.storage import alliances, coalitions, envelopes
 from node.storage.models import EnvelopeRow
+from protocol import COALITION_PREFIX, coalition_audience
+from protocol.membership import INVITED, MEMBER
 
 __all__ = ["LOG_PAGE_BYTES", "Rights", "log_page", "unknown_origin"]
 
@@ -46,18 +52,24 @@ class Rights:
     requester: bytes
     everything: bool
     allies: bool
+    coalitions: Mapping[str, str] = field(default_factory=dict)  # audience -> R's state
 
-    def allows(self, audience: str) -> bool:
+    def allows(self, audience: str, type_: str = "") -> bool:
         if self.everything or audience == "public":
             return True
         if audience == "allies":
             return self.allies
+        if audience.startswith(COALITION_PREFIX):
+            state = self.coalitions.get(audience)
+            return state == MEMBER or (state == INVITED and type_.startswith(MANAGEMENT))
         return audience == "node:" + self.requester.hex()
 
     @classmethod
     async def read(cls, session: AsyncSession, requester: bytes, origin: bytes) -> Rights:
         allies = await alliances.is_allied(session, origin, requester)
-        return cls(requester, requester == origin, allies)
+        states = await coalitions.states_of_node(session, requester)
+        joined = {coalition_audience(c): state for c, state in states.items()}
+        return cls(requester, requester == origin, allies, joined)
 
 
 async def log_page(
@@ -69,7 +81,13 @@ async def log_page(
         raise unknown_origin(origin)
     rows = (
         await session.execute(
-            select(EnvelopeRow.seq, EnvelopeRow.id, EnvelopeRow.wire, EnvelopeRow.audience)
+            select(
+                EnvelopeRow.seq,
+                EnvelopeRow.id,
+                EnvelopeRow.wire,
+                EnvelopeRow.audience,
+                EnvelopeRow.type,
+            )
             .where(EnvelopeRow.origin == origin, EnvelopeRow.seq > after)
             .order_by(EnvelopeRow.seq)
             .limit(limit + 1)
@@ -79,7 +97,7 @@ async def log_page(
     entries: list[LogEntry] = []
     size = 0
     for row in rows[:limit]:
-        env = row.wire if row.wire is not None and rights.allows(row.audience) else None
+        env = row.wire if row.wire is not None and rights.allows(row.audience, row.type) else None
         size += len(env or b"") + ENTRY_OVERHEAD
         if entries and size > LOG_PAGE_BYTES:
             return LogPage(tuple(entries), tuple(keys), more=True)

@@ -9,8 +9,11 @@ Recipients, by audience:
 * ``public`` relayed (another origin's): every allied peer.
 * ``allies`` relayed: the allied peers known to be allied with the origin
   (:func:`allied_with_origin`).
-* ``node:<id>`` relayed: nobody, ever. ``coalition:<id>``: nobody yet (coalitions are not
-  implemented; the inbox refuses them).
+* ``node:<id>`` relayed: nobody, ever.
+* ``coalition:<id>``, this node's or relayed: the allied peers that are members of the
+  coalition as this node computes it (SPEC §15.4); for ``coalition.*`` envelopes also those
+  invited, and an invite's invitee. Nothing while this node is not in the coalition itself
+  (its own ``coalition.*`` envelopes, a leave above all, still go out).
 
 Never the origin, never this node, never a node already on the relay path, never the peers in
 ``skip`` (the one that sent it), never a blocked or removed peer; nothing once the envelope
@@ -27,12 +30,14 @@ from typing import Final
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from node.storage import envelopes
+from node.federation.coalition_policy import MANAGEMENT
+from node.storage import coalitions, envelopes
 from node.storage import outbox as store
 from node.storage.models import Alliance, EnvelopeRow, Peer
 from node.storage.peers import ALLIED, INTRODUCED
-from protocol import SignedEnvelope
+from protocol import COALITION_PREFIX, CoalitionInvite, SignedEnvelope, coalition_of
 from protocol.envelope import MAX_RELAY_PATH
+from protocol.membership import INVITED, MEMBER
 
 __all__ = ["allied_with_origin", "enqueue", "enqueue_many", "recipients", "relay_wire"]
 
@@ -110,7 +115,9 @@ async def _targets(
     elif audience.startswith(NODE_PREFIX) and own:
         target = _node_audience(audience)
         chosen = {target} & known.reachable if target is not None else set()
-    else:  # node:<id> of another origin is never relayed; coalition:<id> not yet (issue 5)
+    elif audience.startswith(COALITION_PREFIX):
+        chosen = await _coalition_targets(session, signed, known, own=own)
+    else:  # node:<id> of another origin is never relayed
         chosen = set()
     excluded = {known.self_id, row.origin, *signed.path, *skip}
     return sorted(peer for peer in chosen if peer not in excluded)
@@ -126,6 +133,26 @@ async def allied_with_origin(session: AsyncSession, origin: bytes, known: _Peers
         select(Alliance.peer).where(Alliance.node == origin, Alliance.state == ALLIED)
     )
     return set(rows) & known.allied
+
+
+async def _coalition_targets(
+    session: AsyncSession, signed: SignedEnvelope, known: _Peers, *, own: bool
+) -> set[bytes]:
+    """The allied peers a ``coalition:<id>`` envelope goes to (see the module's docstring)."""
+    envelope = signed.envelope
+    coalition = coalition_of(envelope.audience)
+    if coalition is None or not known.allied:
+        return set()
+    states = (await coalitions.states_of(session, [coalition])).get(coalition, {})
+    managing = envelope.type.startswith(MANAGEMENT)
+    wanted = (MEMBER, INVITED) if managing else (MEMBER,)
+    if states.get(known.self_id) not in wanted and not (own and managing):
+        return set()
+    chosen = {node for node, state in states.items() if state in wanted}
+    invitee = envelope.body.get("invitee") if envelope.type == CoalitionInvite.TYPE else None
+    if isinstance(invitee, bytes):
+        chosen.add(invitee)
+    return chosen & known.allied
 
 
 def _node_audience(audience: str) -> bytes | None:

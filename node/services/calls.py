@@ -10,9 +10,10 @@ Rules:
   and only calls this node issued (``not_issuer`` otherwise). The operator at the command
   line (``by`` None) may do all of it.
 - **What travels**: kind, titles and texts per language, times, a coarse public location
-  (region, place), sectors, regions, the threshold, and the audience (``allies`` or
-  ``public``; ``coalition:<id>`` is refused with ``audience_unsupported`` until coalitions
-  exist). The exact meeting point is kept in a local column and never signed.
+  (region, place), sectors, regions, the threshold, and the audience (``allies``,
+  ``public``, or ``coalition:<id>`` of a coalition this node is a member of: else
+  ``audience_unsupported``). The exact meeting point is kept in a local column and never
+  signed.
 - A cancelled or concluded call takes no amendment, cancel or conclusion (``call_closed``);
   updates (news) may still be posted after a cancel, to explain it.
 
@@ -31,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from node.errors import NodeError
 from node.services.calls_apply import publish
+from node.services.coalitions import is_member
 from node.services.members import Actor, audit
 from node.services.policy import defaults
 from node.services.signer import Signer
@@ -49,6 +51,7 @@ from protocol import (
     Message,
     Threshold,
     ValidationError,
+    coalition_of,
 )
 
 __all__ = [
@@ -142,8 +145,8 @@ def _location(region: str | None, place: str | None) -> Location | None:
 
 
 def _audience(audience: str) -> str:
-    if audience.startswith("coalition:"):
-        raise CallError(Code.AUDIENCE_UNSUPPORTED, "calls to a coalition come with coalitions")
+    if coalition_of(audience) is not None:
+        return audience
     if audience not in AUDIENCES:
         raise CallError(Code.INVALID_FIELD, f"the audience is one of {', '.join(AUDIENCES)}")
     return audience
@@ -217,6 +220,12 @@ async def issue_call(
     meeting_point = _meeting_point(draft.meeting_point)
     async with sessions.begin() as session:
         actor = await _check_issuer(session, by)
+        if coalition_of(audience) is not None and not await is_member(
+            session, audience, signer.node_id
+        ):
+            raise CallError(
+                Code.AUDIENCE_UNSUPPORTED, "this node is not a member of that coalition"
+            )
         signed = await publish(session, signer, issue, audience=audience, now=now)
         call = await store.get_call(session, signed.id)
         assert call is not None  # noqa: S101 - publish just applied it

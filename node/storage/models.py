@@ -29,6 +29,9 @@ __all__ = [
     "Base",
     "CallRow",
     "CallUpdateRow",
+    "CoalitionEventRow",
+    "CoalitionMember",
+    "CoalitionRow",
     "ContactLogEntry",
     "EarlyCancel",
     "Endorsement",
@@ -549,3 +552,64 @@ class Notification(Base):
     call: Mapped[int] = mapped_column(ID, ForeignKey("calls.id", ondelete="CASCADE"))
     created_at: Mapped[int] = mapped_column(BigInteger)
     read_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+# Coalitions (SPEC §15): named groups of nodes with their own audience. Membership is what
+# this node computes from the coalition.* envelopes it holds (protocol.membership), kept in
+# ``coalition_members`` and recomputed whenever one of them is applied.
+
+
+class CoalitionRow(Base):
+    """A coalition this node founded or was invited to. ``seed`` is the envelope whose
+    content this node takes on trust (its ``coalition.found``, or the invite it joined by or
+    was last invited with); ``name``, ``purpose``, ``founder`` and ``salt`` (the coalition id
+    is ``H(domain || founder || salt)``) come from it."""
+
+    __tablename__ = "coalitions"
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    coalition_id: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    founder: Mapped[bytes] = mapped_column(LargeBinary(32))
+    salt: Mapped[bytes] = mapped_column(LargeBinary(32))
+    name: Mapped[dict[str, str]] = mapped_column(JSON)
+    purpose: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    seed: Mapped[bytes] = mapped_column(LargeBinary(32))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class CoalitionEventRow(Base):
+    """A ``coalition.*`` envelope of a known coalition, as much as membership needs:
+    ``kind`` found, invite, join or leave; ``subject`` the invitee of an invite or the invite
+    a join uses."""
+
+    __tablename__ = "coalition_events"
+    id: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    coalition: Mapped[bytes] = mapped_column(
+        LargeBinary(32), ForeignKey("coalitions.coalition_id", ondelete="CASCADE"), index=True
+    )
+    origin: Mapped[bytes] = mapped_column(LargeBinary(32))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(8))
+    subject: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class CoalitionMember(Base):
+    """A node's standing in a coalition as this node computes it: ``state`` member, invited
+    or left; ``since`` the seq of its found or join; the envelope ids of the invite that
+    admitted it (or is open), its join and its leave."""
+
+    __tablename__ = "coalition_members"
+    __table_args__ = (Index("ix_coalition_members_node", "node"),)
+    coalition: Mapped[bytes] = mapped_column(
+        LargeBinary(32), ForeignKey("coalitions.coalition_id", ondelete="CASCADE"),
+        primary_key=True,
+    )  # fmt: skip
+    node: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    state: Mapped[str] = mapped_column(String(8))
+    since: Mapped[int | None] = mapped_column(BigInteger)
+    invite_id: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    invited_at: Mapped[int | None] = mapped_column(BigInteger)
+    join_id: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    leave_id: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    updated_at: Mapped[int] = mapped_column(BigInteger)

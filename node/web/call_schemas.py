@@ -89,7 +89,8 @@ CALL_DRAFT: Final = Schema(
         "kind": string(choices=tuple(sorted(KINDS))),
         "title": obj(TITLE),
         "text": obj(TEXT),
-        "audience": string("allies (default), public; coalition:<id> is not offered yet",
+        "audience": string("allies (default), public, or coalition:<id> of a coalition "
+                           "this node is a member of",
                            required=False, max_length=80,
                            pattern=r"allies|public|coalition:[0-9a-f]{64}"),
         "starts": integer(TIME, required=False, nullable=True, minimum=0, maximum=MAX_TIME),

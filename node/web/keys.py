@@ -19,6 +19,7 @@ from node.federation.peering import Peering
 from node.federation.transport import TransportVerifier
 from node.services.accounts import Accounts
 from node.services.admin import Administration
+from node.services.coalitions import Coalitions
 from node.services.decisions import BallotKeys
 from node.services.invites import Invites
 from node.services.passwords import PasswordHasher
@@ -35,6 +36,7 @@ __all__ = [
     "CALL_SCHEDULER",
     "CATCHUP",
     "CLOCK",
+    "COALITIONS",
     "CONFIG",
     "DELIVERY",
     "ENGINE",
@@ -72,6 +74,7 @@ SIGNER = web.AppKey("signer", Signer)
 BALLOT_KEYS = web.AppKey("ballot_keys", BallotKeys)
 PEERING = web.AppKey("peering", Peering)  # invites, joining, the well-known document
 PEER_ADMIN = web.AppKey("peer_admin", PeerAdmin)
+COALITIONS = web.AppKey("coalitions", Coalitions)  # found, invite, join, leave (SPEC §15)
 KEY_LOGS = web.AppKey("key_logs", KeyLogs)  # verified key states of every node, one cache
 TRANSPORT = web.AppKey("transport", TransportVerifier)  # transport signatures of requests
 INBOX = web.AppKey("inbox", Inbox)  # envelopes and key events from peers; log pages

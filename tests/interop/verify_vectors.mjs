@@ -599,6 +599,10 @@ const BODY_FIELDS = {
   "call.decline": ["call", "decision", "note"],
   "call.tally": ["call", "seq", "firm", "conditional", "bucket", "k"],
   "call.activate": ["call", "tallies", "pledges", "orgs"],
+  "coalition.found": ["coalition", "salt", "name", "purpose"],
+  "coalition.invite": ["coalition", "invitee", "founder", "salt", "name", "purpose", "members", "invites"],
+  "coalition.join": ["coalition", "invite"],
+  "coalition.leave": ["coalition"],
 };
 
 const bad = (d) => fail("invalid_field", d);
@@ -958,6 +962,69 @@ const BODY_PARSERS = {
   },
 };
 BODY_PARSERS["call.decline"] = BODY_PARSERS["call.endorse"];
+
+// --- §15 coalitions ----------------------------------------------------------
+
+const COALITION_DOMAIN = Buffer.from("TADAMUN-COALITION-V1\0", "ascii");
+const coalitionId = (founder, salt) => sha256(Buffer.concat([COALITION_DOMAIN, founder, salt]));
+const coalitionMember = T.map([
+  ["node", true, T.id],
+  ["since", true, T.int(1, MAX)],
+]);
+const openInvite = T.map([
+  ["invite", true, T.id],
+  ["invitee", true, T.id],
+  ["created", true, T.time],
+]);
+const distinctBy = (items, key, n) => {
+  const seen = new Set(items.map((x) => hex(x[key])));
+  if (seen.size !== items.length) bad(`${n}: a ${key} is listed twice`);
+};
+BODY_PARSERS["coalition.found"] = (b) =>
+  parseFields(b, [
+    ["coalition", true, T.id],
+    ["salt", true, T.bin(32)],
+    ["name", true, T.title],
+    ["purpose", false, T.longText],
+  ]);
+BODY_PARSERS["coalition.invite"] = (b) => {
+  const d = parseFields(b, [
+    ["coalition", true, T.id],
+    ["invitee", true, T.id],
+    ["founder", true, T.id],
+    ["salt", true, T.bin(32)],
+    ["name", true, T.title],
+    ["purpose", false, T.longText],
+    ["members", true, T.array(coalitionMember, 1, 256, false)],
+    ["invites", false, T.array(openInvite, 0, 256, false)],
+  ]);
+  if (!d.coalition.equals(coalitionId(d.founder, d.salt))) bad("coalition is not H(domain || founder || salt)");
+  distinctBy(d.members, "node", "members");
+  distinctBy(d.invites ?? [], "invite", "invites");
+  if (d.members.some((m) => m.node.equals(d.invitee))) bad("the invitee is a member already");
+  return d;
+};
+BODY_PARSERS["coalition.join"] = (b) =>
+  parseFields(b, [
+    ["coalition", true, T.id],
+    ["invite", true, T.id],
+  ]);
+BODY_PARSERS["coalition.leave"] = (b) => parseFields(b, [["coalition", true, T.id]]);
+
+/** §15.2: the "coalition" stage, for coalition.* types after their body parsed. */
+function checkCoalition(d) {
+  if (!d.f.type.startsWith("coalition.")) return null;
+  const body = BODY_PARSERS[d.f.type](d.f.body);
+  if (d.f.aud !== `coalition:${hex(body.coalition)}`) bad("aud is not the body's coalition");
+  if (d.f.type === "coalition.found" && !body.coalition.equals(coalitionId(d.f.origin, body.salt))) {
+    bad("a found's coalition is not H(domain || origin || salt)");
+  }
+  if (d.f.type === "coalition.invite") {
+    const own = body.members.find((m) => m.node.equals(d.f.origin));
+    if (own === undefined || own.since >= d.f.seq) bad("the inviter is not a member from before its invite");
+  }
+  return body;
+}
 
 /** §8: the "parse" stage. Returns null for extension types (verified, not parsed). */
 function parseBody(d) {
@@ -1521,6 +1588,7 @@ function runEnvelopes(stats) {
         expectEq(hex(id), c.id_hex, "verified id");
         expectEq(hex(st.events[d.f.kpos].op), c.public_key_hex, "operational key at kpos");
         expectOk(() => parseBody(d), "parse");
+        expectOk(() => checkCoalition(d), "coalition");
       });
     } else {
       runCheck(stats, c.name, "reject", () => {
@@ -1530,6 +1598,7 @@ function runEnvelopes(stats) {
           ["decode", () => decodeEnvelope(wire)],
           ["verify", (d) => verifyEnvelope(d, st, c.now)],
           ["parse", (d) => parseBody(d)],
+          ["coalition", (d) => checkCoalition(d)],
         ];
         let d;
         for (const [stage, fn] of stages) {
@@ -1810,10 +1879,100 @@ function runSelfTests(stats) {
   });
 }
 
+// ---------------------------------------------------------------------------
+// Coalition membership (§15.3)
+// ---------------------------------------------------------------------------
+
+/** One node's own events in seq order, given the invites that count (§15.3 rules 1-4). */
+function walkNode(node, log, seed, counted) {
+  const since = seed.members.get(node);
+  const w = { member: since !== undefined, made: new Map(), leave: null };
+  const firstJoin = new Map();
+  let firstFound;
+  for (const e of log) {
+    if (e.kind === "join" && e.subject !== undefined && !firstJoin.has(e.subject)) firstJoin.set(e.subject, e.seq);
+    if (e.kind === "found" && firstFound === undefined) firstFound = e.seq;
+  }
+  const leaves = log.filter((e) => e.kind === "leave");
+  for (const e of log) {
+    if (since !== undefined && e.seq <= since) continue;
+    if (e.kind === "found") {
+      if (e.seq === firstFound) w.member = true;
+    } else if (e.kind === "invite") {
+      if (w.member) w.made.set(e.id, [e.subject, e.created]);
+    } else if (e.kind === "join") {
+      const invite = counted.get(e.subject);
+      const admitted =
+        !w.member &&
+        firstJoin.get(e.subject) === e.seq &&
+        invite !== undefined &&
+        invite[0] === node &&
+        !leaves.some((l) => l.seq < e.seq && l.created >= invite[1]);
+      if (admitted) w.member = true;
+    } else if (e.kind === "leave") {
+      w.member = false;
+      w.leave = e.id;
+    }
+  }
+  return w;
+}
+
+function membershipOf(seed, events) {
+  const held = new Map(events.map((e) => [e.id, e]));
+  const logs = new Map([...seed.members.keys()].map((n) => [n, []]));
+  for (const e of [...held.values()].sort((x, y) => x.seq - y.seq || (x.id < y.id ? -1 : 1))) {
+    if (!logs.has(e.origin)) logs.set(e.origin, []);
+    logs.get(e.origin).push(e);
+  }
+  let counted = new Map(seed.invites);
+  let walks = new Map();
+  const rounds = [...held.values()].filter((e) => e.kind === "invite").length + 2;
+  for (let round = 0; round < rounds; round++) {
+    walks = new Map([...logs].map(([n, log]) => [n, walkNode(n, log, seed, counted)]));
+    const grown = new Map(seed.invites);
+    for (const w of walks.values()) for (const [id, v] of w.made) grown.set(id, v);
+    const same = grown.size === counted.size && [...grown.keys()].every((k) => counted.has(k));
+    counted = grown;
+    if (same) break;
+  }
+  const used = new Set();
+  for (const log of logs.values()) {
+    for (const e of log) if (e.kind === "join" && counted.get(e.subject)?.[0] === e.origin) used.add(e.subject);
+  }
+  const invited = new Set();
+  for (const [id, [invitee, created]] of counted) {
+    const declined = (logs.get(invitee) ?? []).some((e) => e.kind === "leave" && e.created >= created);
+    if (!used.has(id) && !declined) invited.add(invitee);
+  }
+  const out = {};
+  for (const node of new Set([...walks.keys(), ...invited])) {
+    const w = walks.get(node);
+    if (w?.member) out[node] = "member";
+    else if (invited.has(node)) out[node] = "invited";
+    else if (w?.leave) out[node] = "left";
+  }
+  return out;
+}
+
+function runMembership(stats) {
+  for (const c of loadVectors("membership.json")) {
+    runCheck(stats, c.name, "membership", () => {
+      const seed = {
+        members: new Map(c.seed.members.map(([n, since]) => [n, since])),
+        invites: new Map(c.seed.invites.map(([id, who, at]) => [id, [who, at]])),
+      };
+      const sorted = (o) => JSON.stringify(Object.entries(o).sort());
+      expectEq(sorted(membershipOf(seed, c.events)), sorted(c.standings), "standings");
+      expectEq(sorted(membershipOf(seed, [...c.events].reverse())), sorted(c.standings), "standings, events reversed");
+    });
+  }
+}
+
 const FILES = [
   ["encoding.json", runEncoding],
   ["keylog.json", runKeylog],
   ["envelopes.json", runEnvelopes],
+  ["membership.json", runMembership],
   ["http_signatures.json", runHttpsig],
   ["SPEC.md examples", runSpecExamples],
   ["self-tests (SPEC rules without vectors)", runSelfTests],

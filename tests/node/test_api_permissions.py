@@ -182,6 +182,27 @@ async def _decide(node: ApiNode) -> Case:
     return made
 
 
+async def _coalition(node: ApiNode) -> int:
+    """A coalition this node founds (node.services.coalitions): it is its only member."""
+    answer = await node.call("POST", "/coalitions", node.admin, {"name": {"en": "South"}})
+    assert answer.status == 201, answer.body
+    return int(answer.body["id"])
+
+
+def on_coalition(method: str, action: str, body: Any = None, **refused: tuple[int, str]) -> Make:
+    async def make(node: ApiNode) -> Case:
+        made = Case(method, f"/coalitions/{await _coalition(node)}{action}", body)
+        made.refused = refused
+        return made
+
+    return make
+
+
+async def _invite_node(node: ApiNode) -> Case:
+    body = {"node": secrets.token_bytes(32).hex()}
+    return Case("POST", f"/coalitions/{await _coalition(node)}/invite", body)
+
+
 POLICY = {
     "approval_required": False, "call_issuers": "organisers", "endorsement_by": "admins",
     "vote": {"method": "majority", "fraction": None, "quorum": {"num": 1, "den": 3}, "hours": 24},
@@ -227,6 +248,12 @@ ENDPOINTS: list[tuple[Make, bool]] = [
     (case("GET", "/peer-invites"), False),
     (case("POST", "/peer-invites", {"expires_hours": 2}, 201), False),
     (_revoke_peer_invite, True),
+    (case("GET", "/coalitions"), False),
+    (case("POST", "/coalitions", {"name": {"en": "South", "ar": "الجنوب"}}, 201), False),
+    (on_coalition("GET", ""), False),
+    (_invite_node, True),
+    (on_coalition("POST", "/join", admin=(409, "already_member")), False),
+    (on_coalition("POST", "/leave"), True),
     (_issue_call, False),
     (case("GET", "/calls?state=open&own=true&limit=2"), False),
     (on_call("GET", ""), False),

@@ -85,9 +85,6 @@ def _bad_items(alice: Origin, rx: Receiver) -> dict[str, bytes]:
         "from_future": alice.envelope(seq=seq, prev=prev, created=rx.now() + 301).to_bytes(),
         "unknown_origin": other.envelope().to_bytes(),
         "not_yet_signed_key": alice.envelope(seq=seq, prev=prev, kpos=5).to_bytes(),
-        "coalition": alice.envelope(
-            seq=seq, prev=prev, audience="coalition:" + "ab" * 32
-        ).to_bytes(),
         "garbage": b"\xc1",
         "empty": b"",
         "too_large": encode({"env": {"x": "y" * 70_000}, "sig": b"s" * 64}, BIG),
@@ -101,7 +98,6 @@ EXPECTED = {
     "from_future": "from_future",
     "unknown_origin": "unknown_origin",
     "not_yet_signed_key": "key_position_unknown",
-    "coalition": "audience_unsupported",
     "garbage": "malformed",
     "empty": "truncated",
     "too_large": "too_large",

@@ -53,7 +53,8 @@ def test_there_is_one_head() -> None:
         "voter_roll", "envelopes", "origin_heads", "escrow", "fork_evidence", "peers",
         "peer_invites", "outbox", "nonces", "contact_log", "alliances",
         "calls", "call_early_cancels", "call_updates", "call_endorsements", "call_tallies",
-        "call_activations", "pledges", "notifications",
+        "call_activations", "pledges", "notifications", "coalitions", "coalition_events",
+        "coalition_members",
     } == MODEL_TABLES  # fmt: skip
 
 

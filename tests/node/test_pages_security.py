@@ -17,7 +17,7 @@ from node.web.pages.security import CSP
 
 MAIN_PAGES = (
     "/", "/proposals", "/proposals/new", "/profile", "/admin/members", "/admin/invites",
-    "/admin/policy", "/admin/audit", "/admin/peers",
+    "/admin/policy", "/admin/audit", "/admin/peers", "/admin/coalitions",
 )  # fmt: skip
 
 

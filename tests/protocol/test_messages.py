@@ -27,6 +27,10 @@ from protocol import (
     CallIssue,
     CallTally,
     CallUpdate,
+    CoalitionFound,
+    CoalitionInvite,
+    CoalitionJoin,
+    CoalitionLeave,
     DecisionOutcome,
     DecisionSummary,
     ErrorCode,
@@ -40,11 +44,13 @@ from protocol import (
     Threshold,
     ValidationError,
     check_activation,
+    coalition_id,
     decode,
     encode,
     parse_body,
 )
 from protocol.canonical import MAX_INT
+from protocol.coalitions import Member, OpenInvite
 from protocol.message import Part
 from protocol.registry import MESSAGE_TYPES
 
@@ -66,6 +72,10 @@ SUMMARY = DecisionSummary(
     by="vote", method="majority", electorate=120, turnout=87, yes=61, no=20, abstain=6
 )
 TITLE = {"ar": "إضراب عام في الموانئ", "ckb": "مانگرتنی گشتی", "en": "General strike"}
+FOUNDER, SALT = seed("founder"), seed("salt")
+COALITION = coalition_id(FOUNDER, SALT)
+MEMBERS = (Member(FOUNDER, 3), Member(seed("member"), 7))
+OPEN = (OpenInvite(seed("open-invite"), seed("invitee-2"), T0),)
 
 # One full and, where fields are optional, one minimal instance of every type.
 VALID: list[tuple[str, Message]] = [
@@ -167,6 +177,23 @@ VALID: list[tuple[str, Message]] = [
     ("call.tally", CallTally(call=CALL, seq=4, firm=1_200, conditional=300, bucket=50, k=10)),
     ("call.tally zero", CallTally(call=CALL, seq=1, firm=0, conditional=0, bucket=1, k=1)),
     ("call.activate", CallActivate(call=CALL, tallies=TALLY_IDS, pledges=5_150, orgs=3)),
+    (
+        "coalition.found",
+        CoalitionFound(COALITION, SALT, {"en": "Southern unions"}, {"en": "Strikes together."}),
+    ),
+    ("coalition.found minimal", CoalitionFound(COALITION, SALT, {"ar": "نقابات الجنوب"})),
+    (
+        "coalition.invite",
+        CoalitionInvite(
+            COALITION, seed("invitee"), FOUNDER, SALT, {"en": "South"}, MEMBERS, OPEN, {"en": "Why"}
+        ),
+    ),
+    (
+        "coalition.invite minimal",
+        CoalitionInvite(COALITION, seed("invitee"), FOUNDER, SALT, {"en": "S"}, MEMBERS[:1]),
+    ),
+    ("coalition.join", CoalitionJoin(COALITION, seed("the invite"))),
+    ("coalition.leave", CoalitionLeave(COALITION)),
 ]
 VALID_IDS = [name for name, _ in VALID]
 VALID_MESSAGES = [message for _, message in VALID]
@@ -335,6 +362,21 @@ BASE: dict[type, dict[str, Any]] = {
         "abstain": 1,
         "blocks": 1,
     },
+    CoalitionFound: {"coalition": COALITION, "salt": SALT, "name": {"en": "South"}},
+    CoalitionInvite: {
+        "coalition": COALITION,
+        "invitee": seed("invitee"),
+        "founder": FOUNDER,
+        "salt": SALT,
+        "name": {"en": "South"},
+        "members": MEMBERS,
+        "invites": OPEN,
+        "purpose": {"en": "Why"},
+    },
+    CoalitionJoin: {"coalition": COALITION, "invite": seed("the invite")},
+    CoalitionLeave: {"coalition": COALITION},
+    Member: {"node": FOUNDER, "since": 1},
+    OpenInvite: {"invite": seed("open-invite"), "invitee": seed("invitee-2"), "created": T0},
     Ratio: {"num": 1, "den": 2},
     Location: {"region": "IQ-BA", "place": "Umm Qasr"},
     Threshold: {"pledges": 100, "orgs": 2, "deadline": T0},
@@ -529,6 +571,46 @@ INVALID_CASES: list[Case] = [
     bad(CallActivate, "pledges 0", INVALID, pledges=0),
     bad(CallActivate, "orgs 0", INVALID, orgs=0),
     bad(CallActivate, "more orgs than tallies", INVALID, orgs=4),
+    # coalition.*
+    *cases_for_text(CoalitionFound, "name", 512),
+    bad(CoalitionFound, "coalition of 31 bytes", INVALID, coalition=ID31),
+    bad(CoalitionFound, "salt of 33 bytes", INVALID, salt=ID33),
+    bad(CoalitionFound, "empty purpose", INVALID, purpose={}),
+    *cases_for_text(CoalitionInvite, "purpose", 16_384),
+    bad(CoalitionInvite, "coalition not of founder and salt", INVALID, coalition=seed("other")),
+    bad(CoalitionInvite, "another founder", INVALID, founder=seed("thief")),
+    bad(CoalitionInvite, "invitee of 31 bytes", INVALID, invitee=ID31),
+    bad(CoalitionInvite, "no members", INVALID, members=()),
+    bad(CoalitionInvite, "members a map", INVALID, members={"node": FOUNDER}),
+    bad(CoalitionInvite, "member a list", INVALID, members=[[FOUNDER, 1]]),
+    bad(CoalitionInvite, "member since 0", INVALID, members=[{"node": FOUNDER, "since": 0}]),
+    bad(CoalitionInvite, "member without since", MISSING, members=[{"node": FOUNDER}]),
+    bad(
+        CoalitionInvite,
+        "a member twice",
+        INVALID,
+        on_wire=False,
+        members=(Member(FOUNDER, 1), Member(FOUNDER, 2)),
+    ),
+    bad(
+        CoalitionInvite,
+        "257 members",
+        INVALID,
+        members=[{"node": seed(f"m{i}"), "since": 1} for i in range(257)],
+    ),
+    bad(CoalitionInvite, "invitee a member", INVALID, invitee=FOUNDER),
+    bad(
+        CoalitionInvite,
+        "open invite of 31 bytes",
+        INVALID,
+        invites=[{"invite": ID31, "invitee": FOUNDER, "created": 0}],
+    ),
+    bad(CoalitionInvite, "an open invite twice", INVALID, on_wire=False, invites=OPEN + OPEN),
+    bad(CoalitionJoin, "invite of 31 bytes", INVALID, invite=ID31),
+    bad(CoalitionJoin, "coalition a string", INVALID, coalition=COALITION.hex()),
+    bad(CoalitionLeave, "coalition of 33 bytes", INVALID, coalition=ID33),
+    bad(Member, "node of 31 bytes", INVALID, node=ID31),
+    bad(OpenInvite, "negative created", INVALID, created=-1),
     # parts
     bad(DecisionSummary, "unknown decider", INVALID, by="members"),
     bad(DecisionSummary, "vote without method", INVALID, method=None),

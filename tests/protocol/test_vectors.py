@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 
 from protocol import (
+    CoalitionEvent,
+    CoalitionSeed,
     DecodeError,
     KeyLogError,
     KeyState,
@@ -23,9 +25,11 @@ from protocol import (
     SignedEnvelope,
     SignedKeyEvent,
     SigningKey,
+    check_coalition_envelope,
     decode,
     encode,
     fingerprint,
+    membership,
     parse_body,
     verify,
     verify_signature,
@@ -167,6 +171,8 @@ def test_envelope_vector(case: dict[str, Any]) -> None:
         verify(signed, state, now=case["now"])
         if is_core_type(case["type"]):
             parse_body(signed.envelope.type, signed.envelope.body)
+        if case["type"].startswith("coalition."):
+            check_coalition_envelope(signed.envelope)
         check_signature_fields(case, ENVELOPE_SIG_DOMAIN)
         return
     reached: list[str] = []
@@ -176,10 +182,32 @@ def test_envelope_vector(case: dict[str, Any]) -> None:
 
 
 def run_stages(case: dict[str, Any], state: KeyState, reached: list[str]) -> None:
-    """Decode, verify and parse, noting each stage before it runs."""
+    """Decode, verify, parse and (coalitions) check, noting each stage before it runs."""
     reached.append("decode")
     signed = SignedEnvelope.from_bytes(bytes.fromhex(case["wire_hex"]))
     reached.append("verify")
     verify(signed, state, now=case["now"])
     reached.append("parse")
     parse_body(signed.envelope.type, signed.envelope.body)
+    reached.append("coalition")
+    check_coalition_envelope(signed.envelope)
+
+
+MEMBERSHIP = cases("membership.json")
+
+
+@pytest.mark.parametrize("case", MEMBERSHIP, ids=ids(MEMBERSHIP))
+def test_membership_vector(case: dict[str, Any]) -> None:
+    seed = CoalitionSeed(
+        {bytes.fromhex(node): since for node, since in case["seed"]["members"]},
+        {bytes.fromhex(i): (bytes.fromhex(who), at) for i, who, at in case["seed"]["invites"]},
+    )
+    events = [
+        CoalitionEvent(bytes.fromhex(e["id"]), bytes.fromhex(e["origin"]), e["seq"],
+                       e["created"], e["kind"],
+                       bytes.fromhex(e["subject"]) if "subject" in e else None)
+        for e in case["events"]
+    ]  # fmt: skip
+    computed = {node.hex(): s.state for node, s in membership(seed, events).items()}
+    assert computed == case["standings"]
+    assert {n.hex(): s.state for n, s in membership(seed, events[::-1]).items()} == computed

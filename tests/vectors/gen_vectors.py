@@ -30,6 +30,12 @@ from protocol import (
     CallIssue,
     CallTally,
     CallUpdate,
+    CoalitionEvent,
+    CoalitionFound,
+    CoalitionInvite,
+    CoalitionJoin,
+    CoalitionLeave,
+    CoalitionSeed,
     DecisionOutcome,
     DecisionSummary,
     KeyEvent,
@@ -45,13 +51,17 @@ from protocol import (
     SigningKey,
     Threshold,
     build_envelope,
+    coalition_audience,
+    coalition_id,
     commitment,
     decode,
     encode,
     fingerprint,
+    membership,
     sign,
     sign_key_event,
 )
+from protocol.coalitions import Member, OpenInvite
 from protocol.message import Message
 
 HERE = Path(__file__).parent
@@ -615,7 +625,7 @@ def envelope_cases() -> list[Case]:
     )
     cases.append(valid_relayed(state, context))
     cases += after_delegation(log, state)
-    return cases + invalid_envelope_cases(log, state, context)
+    return cases + invalid_envelope_cases(log, state, context) + coalition_cases(state, context)
 
 
 def after_delegation(log: list[SignedKeyEvent], state: KeyState) -> list[Case]:
@@ -657,6 +667,7 @@ def valid_envelope(
     seq: int = 1,
     kpos: int = 0,
     signer: SigningKey = OP,
+    audience: str = "allies",
     **extra: Any,
 ) -> Case:
     env = build_envelope(
@@ -667,7 +678,7 @@ def valid_envelope(
         prev=None if seq == 1 else seed(f"prev-{seq}"),
         created=T0 - 60,
         body=body,
-        audience="allies",
+        audience=audience,
         **extra,
     )
     signed = sign(env, signer)
@@ -922,6 +933,69 @@ def invalid_envelope_cases(log: list[SignedKeyEvent], state: KeyState, context: 
     ]
 
 
+def coalition_cases(state: KeyState, context: Case) -> list[Case]:
+    """Coalition messages (§15): valid ones, and ones that parse but break §15.2."""
+    salt = seed("coalition-salt")
+    coalition = coalition_id(state.node_id, salt)
+    aud = coalition_audience(coalition)
+    name = {"ar": "نقابات الجنوب", "ckb": "یەکێتییەکانی باشوور", "en": "Southern unions"}
+    members = (Member(state.node_id, 1), Member(seed("member"), 4))
+    invite = CoalitionInvite(
+        coalition, seed("invitee"), state.node_id, salt, name, members,
+        (OpenInvite(seed("open-invite"), seed("invitee-2"), T0 - 3_600),), {"en": "Together."},
+    )  # fmt: skip
+    messages: list[tuple[str, Message]] = [
+        ("coalition.found", CoalitionFound(coalition, salt, name, {"en": "Together."})),
+        ("coalition.invite", invite),
+        ("coalition.join", CoalitionJoin(coalition, seed("the-invite"))),
+        ("coalition.leave", CoalitionLeave(coalition)),
+    ]
+    cases = [
+        valid_envelope(f"envelope: {label}", m.TYPE, m.to_body(), state, context, i + 1,
+                       audience=aud)
+        for i, (label, m) in enumerate(messages)
+    ]  # fmt: skip
+    base = {"origin": state.node_id, "kpos": 0, "seq": 2, "prev": seed("prev-2"),
+            "created": T0 - 60, "aud": aud, "v": 1}  # fmt: skip
+    found = {
+        "type": "coalition.found",
+        "body": {"coalition": coalition, "salt": salt, "name": name},
+    }
+    other = coalition_id(seed("someone-else"), salt)
+    body = invite.to_body()
+
+    def bad(label: str, fields: dict[str, Any], error: str, stage: str) -> Case:
+        return {
+            "name": f"envelope: {label}", "valid": False, **context, "stage": stage,
+            "wire_hex": sign_fields(base | fields, OP).hex(), "error": error,
+        }  # fmt: skip
+
+    broken = [
+        bad("coalition.invite whose id is not of its founder and salt",
+            {"type": "coalition.invite", "body": body | {"founder": seed("someone-else")}},
+            "invalid_field", "parse"),
+        bad("coalition.invite listing a member twice",
+            {"type": "coalition.invite", "body": body | {"members": [m.to_body()
+             for m in (members[0], members[0])]}}, "invalid_field", "parse"),
+        bad("coalition.join without its invite",
+            {"type": "coalition.join", "body": {"coalition": coalition}}, "missing_field", "parse"),
+        bad("coalition.found addressed to another coalition",
+            found | {"aud": coalition_audience(other)}, "invalid_field", "coalition"),
+        bad("coalition.found of a coalition its origin did not found",
+            {"type": "coalition.found", "aud": coalition_audience(other),
+             "body": {"coalition": other, "salt": salt, "name": name}},
+            "invalid_field", "coalition"),
+        bad("coalition.invite whose inviter is not among its members",
+            {"type": "coalition.invite", "body": body | {"members": [members[1].to_body()]}},
+            "invalid_field", "coalition"),
+        bad("coalition.invite whose inviter is a member only from a later envelope",
+            {"type": "coalition.invite", "body": body | {"members": [
+                Member(state.node_id, 2).to_body(), members[1].to_body()]}},
+            "invalid_field", "coalition"),
+    ]  # fmt: skip
+    return [*cases, *broken]
+
+
 # The order of the Ed25519 group (RFC 8032 §5.1): a signature's S must be below it.
 ED25519_L = 2**252 + 27742317777372353535851937790883648493
 
@@ -952,17 +1026,109 @@ def unsorted_wire(fields: dict[str, Any]) -> bytes:
     return raw({"env": env, "sig": bytes(64)})
 
 
+# ---------------------------------------------------------------- coalition membership
+
+
+def _node(label: str) -> bytes:
+    return seed(f"member {label}")
+
+
+def _ev(
+    origin: str, seq: int, kind: str, subject: bytes | None = None, at: int = 0
+) -> CoalitionEvent:
+    return CoalitionEvent(seed(f"event {origin} {seq}"), _node(origin), seq, at or T0 + seq,
+                          kind, subject)  # fmt: skip
+
+
+def _membership_case(name: str, seed_: CoalitionSeed, events: list[CoalitionEvent]) -> Case:
+    standings = membership(seed_, events)
+    return {
+        "name": f"membership: {name}",
+        "valid": True,
+        "seed": {
+            "members": [[n.hex(), since] for n, since in sorted(seed_.members.items())],
+            "invites": [[i.hex(), who.hex(), at] for i, (who, at) in sorted(seed_.invites.items())],
+        },
+        "events": [
+            {"id": e.id.hex(), "origin": e.origin.hex(), "seq": e.seq, "created": e.created,
+             "kind": e.kind} | ({"subject": e.subject.hex()} if e.subject else {})
+            for e in events
+        ],
+        "standings": {n.hex(): st.state for n, st in sorted(standings.items())},
+    }  # fmt: skip
+
+
+def membership_cases() -> list[Case]:
+    """Membership as one node computes it (§15.3): events in a shuffled order, since the
+    result depends on the set only."""
+    found = _ev("a", 1, "found")
+    by_a = {x: _ev("a", i, "invite", _node(x)) for i, x in ((2, "b"), (3, "c"), (4, "d"))}
+    join_b = _ev("b", 1, "join", by_a["b"].id)
+    b_invites_e = _ev("b", 2, "invite", _node("e"))
+    join_e = _ev("e", 1, "join", b_invites_e.id)
+    early_b = _ev("b", 1, "invite", _node("e"))  # before b's own join (at 2)
+    late_join_b = _ev("b", 2, "join", by_a["b"].id)
+    join_e_early = _ev("e", 1, "join", early_b.id)
+    leave_b = _ev("b", 3, "leave", at=T0 + 100)
+    reuse = _ev("b", 4, "join", by_a["b"].id, at=T0 + 101)
+    stale = _ev("a", 5, "invite", _node("b"), at=T0 + 50)
+    stale_join = _ev("b", 5, "join", stale.id, at=T0 + 102)
+    fresh = _ev("a", 6, "invite", _node("b"), at=T0 + 200)
+    rejoin = _ev("b", 6, "join", fresh.id, at=T0 + 201)
+    thief = _ev("x", 1, "join", by_a["c"].id)
+    decline = _ev("d", 1, "leave", at=T0 + 60)
+    founded = CoalitionSeed.founded(found)
+    snapshot = CoalitionSeed({_node("a"): 1, _node("b"): 4}, {by_a["c"].id: (_node("c"), T0 + 3)})
+    return [
+        _membership_case("the founder alone", founded, [found]),
+        _membership_case("invited, one joined", founded, [join_b, by_a["c"], found, by_a["b"]]),
+        _membership_case("a join whose invite is not held waits", founded, [join_b, found]),
+        _membership_case(
+            "an invite counts once its inviter's join does",
+            founded,
+            [join_e, b_invites_e, found, join_b, by_a["b"]],
+        ),
+        _membership_case(
+            "an invite made before its inviter joined does not count",
+            founded,
+            [join_e_early, early_b, late_join_b, by_a["b"], found],
+        ),
+        _membership_case(
+            "after a leave, only a newer invite lets a node back",
+            founded,
+            [stale_join, reuse, found, by_a["b"], join_b, leave_b, stale],
+        ),
+        _membership_case(
+            "re-invited and joined again",
+            founded,
+            [rejoin, fresh, stale_join, reuse, found, by_a["b"], join_b, leave_b, stale],
+        ),
+        _membership_case(
+            "a declined invite; another node's join burns nothing",
+            founded,
+            [decline, thief, by_a["d"], by_a["c"], found],
+        ),
+        _membership_case(
+            "a snapshot seed: old events skipped, its open invite used",
+            snapshot,
+            [_ev("b", 3, "leave"), _ev("c", 1, "join", by_a["c"].id)],
+        ),
+    ]
+
+
 # ---------------------------------------------------------------- main
 
 FILES: dict[str, Callable[[], list[Case]]] = {
     "encoding.json": encoding_cases,
     "keylog.json": keylog_cases,
     "envelopes.json": envelope_cases,
+    "membership.json": membership_cases,
 }
 DESCRIPTIONS = {
     "encoding.json": "Canonical msgpack profile (SPEC.md §3, §13.2).",
     "keylog.json": "Key logs: inception, delegation, rotation, failures (SPEC.md §4, §13.3).",
     "envelopes.json": "Signed envelopes of every message type, failures (SPEC.md §5-§9, §13.4).",
+    "membership.json": "Coalition membership from a seed and events (SPEC.md §15.3, §13.6).",
 }
 
 

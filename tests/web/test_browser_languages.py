@@ -13,10 +13,12 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 from web_support import ARTIFACTS, ServedNode, log_in
 
 from node.services.calls import CallDraft, issue_call
-from node.web.keys import PEERING, SESSIONS, SIGNER
+from node.services.members import Actor
+from node.web.keys import COALITIONS, PEERING, SESSIONS, SIGNER
 from node.web.pages.static import STATIC_DIR
 
 LANGUAGES = ("en", "ar", "ckb")
+COALITION_NAME = {"ar": "نقابات الجنوب", "ckb": "یەکێتییەکانی باشوور", "en": "Southern unions"}
 TEXTS = """() => {
   const texts = [];
   const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
@@ -41,7 +43,8 @@ def scene(
     node: ServedNode, admin_name: str, make_node: Callable[[str], ServedNode]
 ) -> dict[str, str]:
     """Something on every page: a closed proposal with a result, an open one, a member
-    waiting for approval, invites and audit entries, and an allied peer."""
+    waiting for approval, invites and audit entries, an allied peer, and a coalition this
+    node founded and invited the peer to."""
     closed = node.proposal("تصويت منتهٍ", ("بەڵێ", "نەخێر"), hours=1)
     node.advance(2 * 3600)
     opened = node.proposal("مقترح مفتوح", ("بەڵێ", "نەخێر"), ballot="open")
@@ -55,9 +58,13 @@ def scene(
     ally = make_node("Teachers' Union")
     ally.clock.advance(node.clock.now() - ally.clock.now())  # their clocks agree
     ally.peer_with(node)
+    coalition = node.run(node.app[COALITIONS].found(Actor.cli(), COALITION_NAME, {"ar": "معًا"}))
+    node.run(node.app[COALITIONS].invite(Actor.cli(), coalition["id"],
+                                         ally.app[PEERING].node_id.hex()))  # fmt: skip
     return {"closed": closed, "open": opened, "invite": node.invite_link(),
             "call": f"/calls/{number}",
-            "peer": f"/admin/peers/{ally.app[PEERING].node_id.hex()}"}  # fmt: skip
+            "peer": f"/admin/peers/{ally.app[PEERING].node_id.hex()}",
+            "coalition": f"/admin/coalitions/{coalition['id']}"}  # fmt: skip
 
 
 @pytest.fixture
@@ -77,7 +84,8 @@ def pages(scene: dict[str, str]) -> list[tuple[str, str]]:
         ("policy", "/admin/policy"), ("audit", "/admin/audit"), ("call", scene["call"]),
         ("calls", "/calls"), ("new-call", "/calls/new"), ("amend-call", scene["call"] + "/amend"),
         ("notifications", "/notifications"), ("peers", "/admin/peers"),
-        ("peer", scene["peer"]),
+        ("peer", scene["peer"]), ("coalitions", "/admin/coalitions"),
+        ("coalition", scene["coalition"]),
     ]  # fmt: skip
 
 

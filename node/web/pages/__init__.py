@@ -2,9 +2,10 @@
 Arabic and Sorani Kurdish, with our own small stylesheet, working without JavaScript.
 
 One module per area holds thin handlers (``account``, ``proposals``, ``profile``,
-``admin``, ``peers``); ``core`` is the plumbing, ``security`` the CSRF tokens and headers,
-``forms`` the checks of submitted forms, ``i18n`` the catalogs and locale formats, ``nav``
-the menus. A new area adds its module's ``ROUTES`` to :data:`AREAS` and its menu line to ``nav``.
+``admin``, ``peers``, ``coalitions``); ``core`` is the plumbing, ``security`` the CSRF
+tokens and headers, ``forms`` the checks of submitted forms, ``i18n`` the catalogs and
+locale formats, ``nav`` the menus. A new area adds its module's ``ROUTES`` to :data:`AREAS`
+and its menu line to ``nav``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,16 @@ import jinja2
 from aiohttp import web
 
 from node.web.keys import SECRETS
-from node.web.pages import account, admin, calls, coordinate, peers, profile, proposals
+from node.web.pages import (
+    account,
+    admin,
+    calls,
+    coalitions,
+    coordinate,
+    peers,
+    profile,
+    proposals,
+)
 from node.web.pages.core import PAGES, PageKit, page_middleware
 from node.web.pages.i18n import load_catalogs
 from node.web.pages.routes import PageRoute
@@ -30,7 +40,7 @@ TEMPLATES: Final = Path(__file__).resolve().parent.parent / "templates"
 AREAS: Final = (
     account.ROUTES, proposals.ROUTES, coordinate.ROUTES, calls.ROUTES, profile.ROUTES,
     admin.ROUTES,
-    peers.ROUTES,
+    peers.ROUTES, coalitions.ROUTES,
 )  # fmt: skip
 
 

@@ -21,12 +21,13 @@ from node.services.call_votes import DECIDER_ROLES
 from node.services.calls import ISSUERS
 from node.services.members import Caller
 from node.storage.calls import LIVE_STATES
-from node.web.keys import CALL_SCHEDULER, CLOCK, POLICY, SESSIONS, TALLY_RULES
+from node.web.keys import CALL_SCHEDULER, CLOCK, COALITIONS, POLICY, SESSIONS, TALLY_RULES
 from node.web.pages.core import redirect, render, require, state_of, submitted
 from node.web.pages.forms import Form
 from node.web.pages.i18n import N_
 from node.web.pages.messages import Msg, notice
 from node.web.pages.routes import PageRoute, cursor, path_id, query
+from protocol import coalition_of
 
 __all__ = [
     "ROUTES", "WORDS", "CallView", "Powers", "call_response", "in_language", "may_issue",
@@ -221,6 +222,14 @@ async def call_list(request: web.Request) -> web.Response:
 # --- one call and the pledge form ----------------------------------------------------------
 
 
+async def _coalition(request: web.Request, audience: str) -> tuple[str, str] | None:
+    """The name of the coalition a call is addressed to, if this node knows it (SPEC §15)."""
+    if coalition_of(audience) is None:
+        return None
+    known = [c for c in await request.app[COALITIONS].list() if c["audience"] == audience]
+    return in_language(known[0]["name"], state_of(request).lang.code) if known else None
+
+
 async def call_response(
     request: web.Request, number: int, *, forms: Mapping[str, Form] | None = None,
     status: int = 200, note: Msg | None = None,
@@ -234,6 +243,7 @@ async def call_response(
         request, "call.html", status=status, c=view, forms=shown | dict(forms or {}),
         form=(forms or {}).get("pledge") or shown["pledge"], notice=note, name_of=_name,
         may=await powers_of(request, caller, view), words=WORDS,
+        coalition=await _coalition(request, view.detail["audience"]),
     )  # fmt: skip
 
 

@@ -15,7 +15,7 @@ keeps a call's texts in other languages. Only what changed is amended.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from aiohttp import web
 
@@ -33,7 +33,7 @@ from node.services.calls import (
     update_call,
 )
 from node.services.members import Caller
-from node.web.keys import CALL_SCHEDULER, CLOCK, SESSIONS, SIGNER
+from node.web.keys import CALL_SCHEDULER, CLOCK, COALITIONS, SESSIONS, SIGNER
 from node.web.pages import call_forms
 from node.web.pages.calls import WORDS, call_response, in_language, may_issue
 from node.web.pages.core import redirect, render, require, state_of, submitted
@@ -43,15 +43,30 @@ from node.web.pages.labels import LABELS
 from node.web.pages.messages import Msg
 from node.web.pages.routes import PageRoute, path_id, query
 
-__all__ = ["ROUTES", "audience_choices"]
+__all__ = ["ROUTES", "Audience", "audience_choices"]
 
 
-def audience_choices(request: web.Request) -> list[tuple[str, str]]:
-    """Who a new call may go to, as (value, shown name). Coalitions add their
-    ``coalition:<id>`` choices here, named as their members know them, once the node has
-    them (node.services.calls refuses that audience until then)."""
+class Audience(NamedTuple):
+    """One choice of who a new call goes to: ``allies``, ``public``, or ``coalition:<id>``
+    with the coalition's ``name`` (text, language) to show."""
+
+    value: str
+    text: str
+    name: tuple[str, str] | None = None
+
+
+async def audience_choices(request: web.Request) -> list[Audience]:
+    """Who a new call may go to: allies, everyone, and each coalition this node is a member
+    of, named in the reader's language (node.services.calls refuses any other)."""
+    lang = state_of(request).lang
     names = WORDS["audience"]
-    return [(value, state_of(request).lang.gettext(names[value])) for value in AUDIENCES]
+    fixed = [Audience(value, lang.gettext(names[value])) for value in AUDIENCES]
+    coalitions = [
+        Audience(item["audience"], "", in_language(item["name"], lang.code))
+        for item in await request.app[COALITIONS].list()
+        if item["standing"] == "member"
+    ]
+    return fixed + coalitions
 
 
 def _refuse(form: Form, exc: NodeError) -> None:
@@ -75,32 +90,32 @@ def _kinds(request: web.Request) -> list[tuple[str, str]]:
     return [(kind, state_of(request).lang.gettext(names[kind])) for kind in call_forms.KINDS]
 
 
-def _new_page(request: web.Request, form: Form, status: int = 200) -> web.Response:
+async def _new_page(request: web.Request, form: Form, status: int = 200) -> web.Response:
     return render(
         request, "call_new.html", status=status, form=form, kinds=_kinds(request),
-        audiences=audience_choices(request), hints=call_forms.HINTS,
+        audiences=await audience_choices(request), hints=call_forms.HINTS,
     )  # fmt: skip
 
 
 async def new_call_page(request: web.Request) -> web.Response:
     query(request, ())
     await _issuer(request)
-    return _new_page(request, Form(values={"kind": "strike", "audience": "allies"}))
+    return await _new_page(request, Form(values={"kind": "strike", "audience": "allies"}))
 
 
 async def create_call(request: web.Request) -> web.Response:
     caller = await _issuer(request)
     raw, form = await submitted(request, call_forms.NEW_FIELDS)
     app, now = request.app, request.app[CLOCK].now()
-    audiences = [value for value, _ in audience_choices(request)]
+    audiences = [choice.value for choice in await audience_choices(request)]
     draft = call_forms.draft(raw, form, audiences, now)
     if draft is None:
-        return _new_page(request, form, 400)
+        return await _new_page(request, form, 400)
     try:
         number = await issue_call(app[SESSIONS], app[SIGNER], draft, by=caller.member_id, now=now)
     except NodeError as exc:
         _refuse(form, exc)
-        return _new_page(request, form, exc.status)
+        return await _new_page(request, form, exc.status)
     app[CALL_SCHEDULER].wake()
     return redirect(f"/calls/{number}?notice=call_issued")
 

@@ -67,6 +67,13 @@ LABELS: Final[Mapping[str, Mapping[str, str]]] = {
         "removed": N_("removed"),
     },
     "peer_invite": {"usable": N_("usable"), "used": N_("used"), "expired": N_("expired")},
+    "coalition_state": {"member": N_("member"), "invited": N_("invited"), "left": N_("left")},
+    "coalition_standing": {
+        "member": N_("a member"),
+        "invited": N_("invited, not joined yet"),
+        "left": N_("left it"),
+        "none": N_("not in it"),
+    },
     "action": {
         "node.init": N_("node set up"),
         "member.register": N_("member joined"),
@@ -94,5 +101,9 @@ LABELS: Final[Mapping[str, Mapping[str, str]]] = {
         "peer.block": N_("peer blocked"),
         "peer.unblock": N_("peer unblocked"),
         "peer.remove": N_("peer removed"),
+        "coalition.found": N_("coalition founded"),
+        "coalition.invite": N_("node invited to a coalition"),
+        "coalition.join": N_("joined a coalition"),
+        "coalition.leave": N_("left a coalition or declined its invite"),
     },
 }

@@ -42,6 +42,7 @@ ADMIN_NAV: Final = (
     NavItem("/admin/members", N_("Members"), "admin"),
     NavItem("/admin/invites", N_("Invites"), "admin"),
     NavItem("/admin/peers", N_("Peers"), "admin"),
+    NavItem("/admin/coalitions", N_("Coalitions"), "admin"),
     NavItem("/admin/policy", N_("Governance policy"), "admin"),
     NavItem("/admin/audit", N_("Audit log"), "admin"),
 )
