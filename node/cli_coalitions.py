@@ -66,6 +66,12 @@ def describe(coalition: dict[str, Any]) -> list[str]:
         own = " (this node)" if member["self"] else ""
         label = member["name"] or member["fingerprint"]
         lines.append(f"  {member['state']:<8} {member['node'][:16]}  {label}{own}")
+    if not coalition["founder_verified"]:
+        lines.append("  founder not yet confirmed: its coalition.found is not held here")
+    for invite in coalition["invitations"]:
+        sender = invite["inviter_name"] or invite["inviter_fingerprint"] or "?"
+        lines.append(f"  invitation {invite['invite'][:16]} from {sender}"
+                     f" (join --invite {invite['invite'][:16]})")  # fmt: skip
     return lines
 
 
@@ -85,9 +91,8 @@ async def _invite(args: argparse.Namespace, service: Coalitions) -> None:
 
 
 async def _join(args: argparse.Namespace, service: Coalitions) -> None:
-    print(
-        "\n".join(describe(await service.join(Actor.cli(), await service.resolve(args.coalition))))
-    )
+    number = await service.resolve(args.coalition)
+    print("\n".join(describe(await service.join(Actor.cli(), number, args.invite))))
 
 
 async def _leave(args: argparse.Namespace, service: Coalitions) -> None:
@@ -128,9 +133,10 @@ def add_coalition_commands(commands: Commands) -> None:
     invite.add_argument(
         "node", help="node id in hex; a peer also by a unique prefix or fingerprint"
     )
-    _add(sub, "join", "join with the open invite naming this node", _join).add_argument(
-        "coalition", help=COALITION_HELP
-    )
+    join = _add(sub, "join", "join by an open invite naming this node", _join)
+    join.add_argument("coalition", help=COALITION_HELP)
+    join.add_argument("--invite", help="the invite's id in hex or a unique prefix (`list` shows "
+                      "who sent each); default: the oldest")  # fmt: skip
     _add(sub, "leave", "leave, or decline the open invite", _leave).add_argument(
         "coalition", help=COALITION_HELP
     )

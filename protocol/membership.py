@@ -3,8 +3,9 @@
 
 There is no centre: each node computes membership from signed envelopes. A node that founded
 the coalition seeds it with its ``coalition.found`` (itself a member from that envelope on);
-any other node with the snapshot of the invite it joined by (or, before joining, of the newest
-invite naming it): the members the inviter listed, each from its ``since``, and the invites it
+any other node with the snapshot of the invite it joined by (or, before joining, of the oldest
+invite naming it that no leave of its own declined, so that a newer invite never changes its view
+unasked): the members the inviter listed, each from its ``since``, and the invites it
 listed as open. Then, in each node's own ``seq`` order:
 
 - the founder's first ``coalition.found`` makes it a member;
@@ -21,7 +22,8 @@ changing (a node is walked again only when an invite naming it starts to count);
 only ever adds, so the result does not depend on the order in which the envelopes arrived.
 A node is then ``member``; else ``invited`` if an invite naming it counts, no join of it
 names that invite and none of its leaves was created at or after it; else ``left`` if it
-left.
+left after being a member or named by an invite that counts (a node the coalition never
+named is absent, whatever it signed).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ __all__ = [
     "CoalitionSeed",
     "Standing",
     "membership",
+    "open_invites",
     "seed_event",
 ]
 
@@ -118,7 +121,9 @@ class Standing:
 
 def seed_event(self_id: bytes, events: Iterable[CoalitionEvent]) -> CoalitionEvent | None:
     """The event whose content seeds ``self_id``'s view: its newest found, or the invite its
-    newest join uses, whichever it signed last; else the newest invite naming it."""
+    newest join uses, whichever it signed last; else the oldest invite naming it that none of
+    its leaves declined (created at or after it), or failing that the newest naming it. The
+    oldest, not the newest: an invite arriving later never replaces the view unasked."""
     held = {e.id: e for e in events}
     own = sorted((e for e in held.values() if e.origin == self_id and e.kind in (FOUND, JOIN)),
                  key=lambda e: e.seq)  # fmt: skip
@@ -129,6 +134,11 @@ def seed_event(self_id: bytes, events: Iterable[CoalitionEvent]) -> CoalitionEve
         if invite is not None and invite.kind == INVITE and invite.subject == self_id:
             return invite
     to_us = [e for e in held.values() if e.kind == INVITE and e.subject == self_id]
+    left = max((e.created for e in held.values() if e.origin == self_id and e.kind == LEAVE),
+               default=None)  # fmt: skip
+    open_ = [e for e in to_us if left is None or e.created > left]
+    if open_:
+        return min(open_, key=lambda e: (e.created, e.id))
     return max(to_us, key=lambda e: (e.created, e.id), default=None)
 
 
@@ -138,6 +148,7 @@ class _Walk:
 
     member: bool
     since: int | None
+    ever: bool = False  # a member at some point of the walk
     invite: bytes | None = None
     join: bytes | None = None
     leave: bytes | None = None
@@ -146,6 +157,30 @@ class _Walk:
 
 def membership(seed: CoalitionSeed, events: Iterable[CoalitionEvent]) -> dict[bytes, Standing]:
     """Every node's standing (nodes the coalition never named are absent)."""
+    return _standings(*_compute(seed, events))
+
+
+def open_invites(
+    seed: CoalitionSeed, events: Iterable[CoalitionEvent], node: bytes
+) -> list[tuple[bytes, int]]:
+    """The invites naming ``node`` that count and are open (no join of it names them, no
+    leave of it was created at or after them), as (invite id, created), oldest first."""
+    _, counted, logs = _compute(seed, events)
+    used = _used(counted, logs)
+    return sorted(
+        ((invite, created) for invite, (invitee, created) in counted.items()
+         if invitee == node and invite not in used and not _declined(logs, invitee, created)),
+        key=lambda entry: (entry[1], entry[0]),
+    )  # fmt: skip
+
+
+_Computed = tuple[
+    dict[bytes, _Walk], dict[bytes, tuple[bytes, int]], dict[bytes, list[CoalitionEvent]]
+]
+
+
+def _compute(seed: CoalitionSeed, events: Iterable[CoalitionEvent]) -> _Computed:
+    """Every node's walk, the invites that count, and each node's log."""
     held = {e.id: e for e in events}
     logs: dict[bytes, list[CoalitionEvent]] = {node: [] for node in seed.members}
     for event in sorted(held.values(), key=lambda e: (e.seq, e.id)):
@@ -161,7 +196,7 @@ def membership(seed: CoalitionSeed, events: Iterable[CoalitionEvent]) -> dict[by
                 counted[invite] = (invitee, created)
                 if invitee in logs:
                     waiting.add(invitee)
-    return _standings(walks, counted, logs)
+    return walks, counted, logs
 
 
 def _walk(
@@ -171,7 +206,7 @@ def _walk(
     counted: Mapping[bytes, tuple[bytes, int]],
 ) -> _Walk:
     since = seed.members.get(node)
-    walk = _Walk(member=since is not None, since=since)
+    walk = _Walk(member=since is not None, since=since, ever=since is not None)
     first_join: dict[bytes, int] = {}
     first_found: int | None = None
     for event in log:
@@ -185,6 +220,7 @@ def _walk(
             continue
         if event.kind == FOUND and event.seq == first_found and not walk.member:
             walk.member, walk.since, walk.invite, walk.join = True, event.seq, None, None
+            walk.ever = True
         elif event.kind == INVITE and walk.member and event.subject is not None:
             walk.made[event.id] = (event.subject, event.created)
         elif (
@@ -198,6 +234,7 @@ def _walk(
                 event.subject,
                 event.id,
             )
+            walk.ever = True
         elif event.kind == LEAVE:
             walk.member, walk.leave = False, event.id
     return walk
@@ -224,26 +261,38 @@ def _standings(
     counted: Mapping[bytes, tuple[bytes, int]],
     logs: Mapping[bytes, list[CoalitionEvent]],
 ) -> dict[bytes, Standing]:
-    used = {  # invites a join of their own invitee names: used, whether or not it counted
-        e.subject
-        for log in logs.values()
-        for e in log
-        if e.kind == JOIN and counted.get(e.subject or b"", (b"", 0))[0] == e.origin
-    }
-    open_invites: dict[bytes, tuple[int, bytes]] = {}
+    used = _used(counted, logs)
+    named = {invitee for invitee, _ in counted.values()}
+    newest: dict[bytes, tuple[int, bytes]] = {}
     for invite, (invitee, created) in counted.items():
-        declined = any(e.kind == LEAVE and e.created >= created for e in logs.get(invitee, ()))
-        if invite not in used and not declined:
-            open_invites[invitee] = max(open_invites.get(invitee, (-1, b"")), (created, invite))
+        if invite not in used and not _declined(logs, invitee, created):
+            newest[invitee] = max(newest.get(invitee, (-1, b"")), (created, invite))
     standings: dict[bytes, Standing] = {}
-    for node in {*walks, *open_invites}:
+    for node in {*walks, *newest}:
         walk = walks.get(node)
         if walk is not None and walk.member:
             standings[node] = Standing(MEMBER, walk.since, walk.invite, None, walk.join)
-        elif node in open_invites:
-            created, invite = open_invites[node]
+        elif node in newest:
+            created, invite = newest[node]
             leave = walk.leave if walk is not None else None
             standings[node] = Standing(INVITED, None, invite, created, leave=leave)
-        elif walk is not None and walk.leave is not None:
+        elif walk is not None and walk.leave is not None and (walk.ever or node in named):
             standings[node] = Standing(LEFT, leave=walk.leave)
     return standings
+
+
+def _used(
+    counted: Mapping[bytes, tuple[bytes, int]], logs: Mapping[bytes, list[CoalitionEvent]]
+) -> set[bytes]:
+    """Invites a join of their own invitee names: used, whether or not the join counted."""
+    return {
+        e.subject
+        for log in logs.values()
+        for e in log
+        if e.kind == JOIN and e.subject is not None
+        and counted.get(e.subject, (b"", 0))[0] == e.origin
+    }  # fmt: skip
+
+
+def _declined(logs: Mapping[bytes, list[CoalitionEvent]], invitee: bytes, created: int) -> bool:
+    return any(e.kind == LEAVE and e.created >= created for e in logs.get(invitee, ()))

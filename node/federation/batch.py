@@ -21,6 +21,11 @@ Per item, in order (the first that applies answers it):
 An envelope that fails at 4 as ``expired`` but whose signature holds, or that fails at 6,
 still proves its id: it may fill its place in the chain as a withheld row (no bytes kept),
 so that one envelope nobody may read never blocks its origin's chain for good.
+
+An envelope waiting in escrow passed these checks when it arrived; when the chain reaches it,
+it is checked again against what holds now: its key (a seal learned since voids it), its
+expiry, and its audience (this node may have left the coalition meanwhile, or no longer
+place the origin): one no longer for this node takes its place withheld, as at arrival.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ __all__ = [
     "Plan",
     "Status",
     "View",
+    "decode_escrowed",
     "decode_item",
     "plan_batch",
     "preverify",
@@ -100,6 +106,14 @@ def decode_item(index: int, raw: bytes) -> Item | str:
                 fields["type"])  # fmt: skip
 
 
+def decode_escrowed(raw: bytes) -> Item:
+    """An escrowed envelope (decoded when it arrived: raises only if the row is damaged)."""
+    signed = SignedEnvelope.from_bytes(raw)
+    fields = signed.envelope.fields
+    return Item(-1, fields["origin"], fields["seq"], signed.envelope.id, raw, signed,
+                fields["aud"], fields["type"])  # fmt: skip
+
+
 @dataclass(frozen=True, slots=True)
 class Checked:
     """An item's verification result (SPEC §6.3) under the key state at ``position``."""
@@ -139,7 +153,7 @@ class View:
     held: set[bytes]  # ids of the batch already held
     heads: dict[bytes, tuple[int, bytes]]
     escrow: dict[bytes, dict[int, EscrowRef]]  # origin -> seq -> escrowed envelope
-    escrow_wires: dict[tuple[bytes, int], bytes]  # the ones the chain may reach
+    escrow_items: dict[tuple[bytes, int], Item]  # the ones the chain may reach, decoded
     checked: dict[int, Checked] = field(default_factory=dict)  # verified before (preverify)
     # coalition -> node -> state, for the batch's coalition audiences (SPEC §15.4)
     coalitions: dict[bytes, dict[bytes, str]] = field(default_factory=dict)
@@ -216,7 +230,7 @@ def _check(item: Item, view: View, statuses: list[str], now: int, plan: Plan) ->
         statuses[item.index] = link.status = Status.FORK
         plan.evidence.append((item.origin, link))
         return None
-    if status == ErrorCode.EXPIRED or not _for_us(item, view):
+    if status == ErrorCode.EXPIRED or not _for_us(item, view, view.sender):
         link.wire = None  # its place in the chain, without the envelope
         link.status = status if status != Status.OK else Status.NOT_FOR_US
     return link
@@ -245,16 +259,16 @@ def _verify(signed: SignedEnvelope, state: KeyState, now: int) -> str:
     return Status.OK
 
 
-def _for_us(item: Item, view: View) -> bool:
-    """SPEC §5.5 for the receiving end."""
+def _for_us(item: Item, view: View, sender: bytes) -> bool:
+    """SPEC §5.5 for the receiving end; ``sender``: the peer that pushed the envelope or
+    served it in a log page (b"" if not known)."""
     audience = item.audience
     if audience == "public":
         return True
     if audience.startswith("coalition:"):
-        body = item.signed.envelope.body if item.signed is not None else {}
-        return coalition_policy.admits(
-            audience=audience, type=item.type, body=body, origin=item.origin,
-            sender=view.sender, self_id=view.self_id, states=view.coalitions,
+        return item.signed is not None and coalition_policy.admits(
+            item.signed.envelope, sender=sender, self_id=view.self_id,
+            states=view.coalitions, peers=view.peer_states,
         )  # fmt: skip
     if audience == "allies":
         origin = item.origin
@@ -308,15 +322,16 @@ def _conflict(origin: bytes, link: Link, occupant: Link, statuses: list[str], pl
 
 def _escrow_slots(origin: bytes, view: View, plan: Plan, now: int) -> dict[int, Link]:
     """Escrowed envelopes as links; the reachable ones are loaded and checked again against
-    the key state (a seal learned since may void them, SPEC §6.4) and the clock."""
+    the key state (a seal learned since may void them, SPEC §6.4), the clock and the
+    audience (withheld if no longer for this node, as at arrival)."""
     slots: dict[int, Link] = {}
     state = view.states.get(origin)
     for seq, ref in view.escrow.get(origin, {}).items():
-        raw = view.escrow_wires.get((origin, seq))
-        if raw is None:
+        item = view.escrow_items.get((origin, seq))
+        if item is None or item.signed is None:
             slots[seq] = Link(seq, ref.id, NO_PREV, verified=True, wire=None, escrowed=True)
             continue
-        signed = SignedEnvelope.from_bytes(raw)
+        signed = item.signed
         envelope = signed.envelope
         try:
             if state is None:
@@ -326,10 +341,11 @@ def _escrow_slots(origin: bytes, view: View, plan: Plan, now: int) -> dict[int, 
             plan.unescrow.append((origin, seq))  # void now: dropped
             continue
         expired = envelope.expires is not None and envelope.expires <= now
+        withheld = expired or not _for_us(item, view, ref.via or b"")
         slots[seq] = Link(
-            seq, ref.id, envelope.prev, verified=True, wire=None if expired else raw,
-            signed=signed, escrowed=True, via=ref.via, type=envelope.type,
-            audience=envelope.audience, created=envelope.created,
+            seq, ref.id, envelope.prev, verified=True, wire=None if withheld else item.raw,
+            signed=signed, escrowed=True, via=ref.via, type=item.type, audience=item.audience,
+            created=envelope.created,
         )  # fmt: skip
     return slots
 

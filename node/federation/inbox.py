@@ -11,15 +11,18 @@ inbox's turn at the database (:meth:`Inbox.turn`), while the batch before is bei
 2. new key events, if any, are stored first (:class:`~node.federation.keyingest.KeyIngest`,
    in the turn), so that a delegation pushed with envelopes applies to them;
 3. every item is decoded (before step 1) and verified
-   (:func:`~node.federation.batch.preverify`), in slices (:data:`VERIFY_SLICE`);
+   (:func:`~node.federation.batch.preverify`), in slices (:mod:`node.federation.slices`);
 4. in the turn, one transaction: the sender's contact recorded (a write first, so SQLite's
    lock is taken before anything is read), the chain state read (heads, escrow: one query
    per question, :mod:`node.storage.inbox`), the batch planned in memory
    (:func:`~node.federation.batch.plan_batch`: policy and order), then written
    (:class:`~node.federation.batchwrite.Writer`: envelopes in one INSERT, escrow, heads,
-   fork evidence, the handlers, the relay rows). A write that loses a race with another
-   process (a primary key taken meanwhile) is an IntegrityError: the batch is planned again
-   from fresh reads.
+   fork evidence, the handlers, the relay rows). The coalitions its ``coalition:``
+   envelopes address (escrowed ones it releases included) are locked before their
+   membership is read, all at once and by id (PostgreSQL), so that two processes never
+   deadlock on them. A write that loses a race with another process (a primary key taken
+   meanwhile: an IntegrityError; or PostgreSQL's deadlock victim or serialization failure)
+   is planned again from fresh reads, up to :data:`ATTEMPTS` times.
 
 One bad item never fails the batch: each item gets its own status. Envelopes are applied in
 each origin's ``seq`` order; one that arrives ahead of a gap waits in a bounded escrow
@@ -35,32 +38,35 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from node.federation import logpages, outbox, senders
-from node.federation.batch import Checked, Item, View, decode_item, plan_batch, preverify
+from node.federation import batchread, logpages, outbox, senders
+from node.federation.batch import (
+    Checked,
+    Item,
+    View,
+    plan_batch,
+)
 from node.federation.batchwrite import ESCROW_PER_ORIGIN, ESCROW_TOTAL, Enqueue, Writer
 from node.federation.keyingest import KeyIngest
 from node.federation.keylogs import KeyLogs
+from node.federation.slices import decode_sliced, preverify_sliced
 from node.federation.wire import BatchResult, LogEntry, LogPage
-from node.storage import alliances, coalitions, contact_log, envelopes
+from node.storage import alliances, contact_log, envelopes
 from node.storage import inbox as store
 from node.storage.inbox import Gap
-from protocol import ErrorCode, KeyLogError, KeyState, coalition_of
+from protocol import KeyLogError, KeyState
 
 __all__ = ["ESCROW_PER_ORIGIN", "ESCROW_TOTAL", "Enqueue", "FirstWrite", "Gap", "Inbox", "gaps"]
 
 log = logging.getLogger(__name__)
 
 ATTEMPTS: Final = 3
-# Decoding and verifying a batch take tens of milliseconds of the event loop's time, done
-# in slices with a turn of the loop between them: otherwise the batch being written
-# meanwhile (one statement per turn of the loop) would wait that long for each statement,
-# and hold the inbox's turn that much longer. A slice is a millisecond or so of work.
-DECODE_SLICE: Final = 64
-VERIFY_SLICE: Final = 16
-
+# PostgreSQL's answers to a transaction that lost a race it could not wait out: chosen as
+# the victim of a deadlock, or a serialization failure. Like an IntegrityError (a key taken
+# meanwhile), the batch is then planned again from fresh reads.
+RETRY_SQLSTATES: Final = frozenset({"40P01", "40001"})
 # A write made first in a transaction of the batch (the transport nonce); may raise.
 FirstWrite = Callable[[AsyncSession], Awaitable[None]]
 
@@ -110,7 +116,7 @@ class Inbox:
 
         ``first_write``: the first statement of the first transaction that writes (the
         transport nonce, SPEC §10.8): what it raises undoes the batch and is raised here."""
-        decoded = await _decode(items, self._writing)
+        decoded = await decode_sliced(items, self._writing)
         return await self._run(sender, decoded, keys, now, trusted=None, first=_Once(first_write))
 
     async def record(self, write: FirstWrite) -> None:
@@ -130,7 +136,7 @@ class Inbox:
     ) -> BatchResult:
         """A catch-up page of ``origin``'s log fetched from ``sender``: each envelope is
         checked exactly as a pushed one, and must be the page's origin, seq and id."""
-        decoded = [_from_entry(index, origin, entry) for index, entry in enumerate(entries)]
+        decoded = [batchread.from_entry(i, origin, entry) for i, entry in enumerate(entries)]
         trusted = origin if sender == origin else None
         return await self._run(sender, decoded, keys, now, trusted=trusted)
 
@@ -197,7 +203,7 @@ class Inbox:
             first.committed()
             async with self._sessions() as session:
                 known = await self._known(session, items, None)
-        checked = await _preverify(items, *known, now, self._writing)  # while others write
+        checked = await preverify_sliced(items, *known, now, self._writing)  # while others write
         batch = _Batch(decoded, checked, known[0], known[1], peers, trusted)
         self._writers += 1
         try:
@@ -212,7 +218,9 @@ class Inbox:
         for _ in range(ATTEMPTS - 1):
             try:
                 return await self._attempt(sender, batch, now, first)
-            except IntegrityError:
+            except DBAPIError as exc:
+                if not _lost_race(exc):
+                    raise
                 log.info("inbox batch from %s lost a race; planning again", sender.hex())
                 batch.held = None  # read again
         return await self._attempt(sender, batch, now, first)  # the last: its error is raised
@@ -277,27 +285,23 @@ class Inbox:
         held = batch.held
         if held is None:
             held = await store.held_of(session, [(i.origin, i.seq, i.id) for i in items])
-        view = View(
+        escrowed = await batchread.escrowed(session, heads, escrow, items)
+        audiences = [*items, *escrowed.values()]  # escrowed ones are checked again (batch.py)
+        return View(
             self_id=self._self,
             states=states,
             peer_states=batch.peer_states,
-            declared_us=await self._declared_us(session, items),
-            coalitions=await _coalition_states(session, items),
+            declared_us=await self._declared_us(session, audiences),
+            coalitions=await batchread.coalition_states(session, audiences),
             held=held,
             heads=heads,
             escrow=escrow,
-            escrow_wires={},
+            escrow_items=escrowed,
         )
-        for origin, waiting in escrow.items():
-            wanted = _reachable(heads.get(origin), waiting, items, origin)
-            if wanted:
-                wires = await store.escrow_wires(session, origin, wanted)
-                view.escrow_wires.update({(origin, seq): w for seq, w in wires.items()})
-        return view
 
     async def _declared_us(self, session: AsyncSession, items: list[Item]) -> set[bytes]:
-        """Origins that declared this node allied, among those sending ``allies`` envelopes
-        (the only audience that asks)."""
+        """Origins that declared this node allied, among those of ``allies`` envelopes (the
+        only audience that asks)."""
         origins = {i.origin for i in items if i.signed is not None and i.audience == "allies"}
         return await alliances.declared_allied(session, origins, self._self) if origins else set()
 
@@ -309,12 +313,12 @@ class Inbox:
             return None
 
 
-async def _coalition_states(
-    session: AsyncSession, items: list[Item]
-) -> dict[bytes, dict[bytes, str]]:
-    """Who is in the coalitions the batch's ``coalition:`` envelopes address (SPEC §15.4)."""
-    wanted = {c for i in items if (c := coalition_of(i.audience)) is not None}
-    return await coalitions.states_of(session, wanted) if wanted else {}
+def _lost_race(exc: DBAPIError) -> bool:
+    """Whether the transaction failed only because another one got there first: a key taken
+    meanwhile, a deadlock, a serialization failure (:data:`RETRY_SQLSTATES`)."""
+    if isinstance(exc, IntegrityError):
+        return True
+    return getattr(exc.orig, "sqlstate", None) in RETRY_SQLSTATES
 
 
 class _Once:
@@ -346,63 +350,3 @@ class _Batch:
     held: set[bytes] | None
     peer_states: dict[bytes, str]  # of the sender, the origins and every allied peer
     trusted: bytes | None  # the origin whose withheld entries are taken on its word
-
-
-async def _decode(raws: Sequence[bytes], writing: Callable[[], bool]) -> list[Item | str]:
-    """:func:`decode_item` of each, in slices (see :data:`DECODE_SLICE`)."""
-    decoded: list[Item | str] = []
-    for start in range(0, len(raws), DECODE_SLICE):
-        await _pause(start, writing)
-        decoded += [
-            decode_item(start + i, raw) for i, raw in enumerate(raws[start : start + DECODE_SLICE])
-        ]
-    return decoded
-
-
-async def _preverify(
-    items: list[Item],
-    states: dict[bytes, KeyState | None],
-    held: set[bytes],
-    now: int,
-    writing: Callable[[], bool],
-) -> dict[int, Checked]:
-    """:func:`preverify` of the items, in slices (see :data:`VERIFY_SLICE`)."""
-    checked: dict[int, Checked] = {}
-    for start in range(0, len(items), VERIFY_SLICE):
-        await _pause(start, writing)
-        checked.update(preverify(items[start : start + VERIFY_SLICE], states, held, now=now))
-    return checked
-
-
-async def _pause(start: int, writing: Callable[[], bool]) -> None:
-    """A turn of the event loop between two slices when a batch is being written (or about
-    to be), which needs one for each of its statements; else none (a turn costs about as
-    much as verifying a quarter of a signature)."""
-    if start and writing():
-        await asyncio.sleep(0)
-
-
-def _from_entry(index: int, origin: bytes, entry: LogEntry) -> Item | str:
-    if entry.env is None:
-        return Item(index, origin, entry.seq, entry.id, None, None)
-    item = decode_item(index, entry.env)
-    if isinstance(item, Item) and (item.origin, item.seq, item.id) != (origin, entry.seq, entry.id):
-        return str(ErrorCode.INVALID_FIELD)  # not the entry it is listed as
-    return item
-
-
-def _reachable(
-    head: tuple[int, bytes] | None,
-    refs: dict[int, store.EscrowRef],
-    items: list[Item],
-    origin: bytes,
-) -> list[int]:
-    """Escrowed seqs the chain could reach if every item of the batch were good."""
-    seqs = {item.seq for item in items if item.origin == origin} | refs.keys()
-    seq = (head[0] if head is not None else 0) + 1
-    wanted = []
-    while seq in seqs:
-        if seq in refs:
-            wanted.append(seq)
-        seq += 1
-    return wanted

@@ -13,12 +13,17 @@ invitees among this node's allies) and applies it here at once
   ``already_invited``), not this node (``own_node``), not a blocked peer (``blocked_node``).
   The invite carries this node's view of the coalition (members, open invites), at most
   :data:`~protocol.coalitions.MAX_MEMBERS` members (``coalition_full``).
-- **join** with the newest open invite naming this node (``not_invited`` without one).
+- **join** by an open invite naming this node that counts: the one the admin names (by id
+  in hex, or a unique prefix), else the oldest (``not_invited`` without one). The view lists
+  them with who sent each (``invitations``), so joining never follows a newer invite unasked.
 - **leave**: a member leaves; an invited node declines (``not_in_coalition`` otherwise).
 
 A coalition's own number here (``id``) is what the API and the CLI name it by; ``coalition``
-is its protocol id in hex, the same on every node. Calls to a coalition's audience need this
-node to be a member (:func:`is_member`, used by node.services.calls).
+is its protocol id in hex, the same on every node. ``founder_verified`` says whether the
+founder's ``coalition.found`` is held: until it is, the founder, name and purpose are the
+inviter's word (anyone who learnt a salt can claim a coalition "founded by" another node).
+Calls to a coalition's audience need this node to be a member (:func:`is_member`, used by
+node.services.calls).
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from node.clock import Clock
 from node.errors import NodeError, not_found
-from node.services.coalitions_apply import apply_coalition
+from node.services.coalitions_apply import apply_coalition, invitations
 from node.services.members import Actor, audit
 from node.services.signer import Signer
 from node.storage import coalitions as store
@@ -100,10 +105,27 @@ async def is_member(session: AsyncSession, audience: str, self_id: bytes) -> boo
     return states.get(coalition, {}).get(self_id) == MEMBER
 
 
+@dataclass(frozen=True, slots=True)
+class Invitation:
+    """An open invite naming this node: its id, when it was made, who sent it (None: only
+    listed in a snapshot, not held here)."""
+
+    invite: bytes
+    created: int
+    inviter: bytes | None
+
+
 def coalition_view(
-    row: CoalitionRow, standings: list[CoalitionMember], self_id: bytes, names: Mapping[bytes, str]
+    row: CoalitionRow,
+    standings: list[CoalitionMember],
+    self_id: bytes,
+    names: Mapping[bytes, str],
+    *,
+    founder_verified: bool = False,
+    invites: list[Invitation] | None = None,
 ) -> dict[str, Any]:
-    """A coalition as the API and the CLI show it; ``standing`` is this node's own state."""
+    """A coalition as the API and the CLI show it; ``standing`` is this node's own state,
+    ``invitations`` the open invites naming it, oldest first."""
     own = next((s.state for s in standings if s.node == self_id), None)
     return {
         "id": row.id,
@@ -112,10 +134,23 @@ def coalition_view(
         "name": dict(row.name),
         "purpose": None if row.purpose is None else dict(row.purpose),
         "founder": row.founder.hex(),
+        "founder_verified": founder_verified,
         "standing": own or "none",
+        "invitations": [_invitation_view(i, names) for i in invites or ()],
         "members": [_member_view(s, self_id, names) for s in standings],
         "created_at": row.created_at,
         "updated_at": row.updated_at,
+    }
+
+
+def _invitation_view(invite: Invitation, names: Mapping[bytes, str]) -> dict[str, Any]:
+    inviter = invite.inviter
+    return {
+        "invite": invite.invite.hex(),
+        "created": invite.created,
+        "inviter": None if inviter is None else inviter.hex(),
+        "inviter_fingerprint": None if inviter is None else fingerprint(inviter),
+        "inviter_name": "" if inviter is None else names.get(inviter, ""),
     }
 
 
@@ -154,13 +189,14 @@ class Coalitions:
             return await self._view(session, row, await _names(session))
 
     async def resolve(self, name: str) -> int:
-        """The number of the coalition ``name`` names: its number here, or a unique prefix
-        of its id in hex; 404, or 400 ``ambiguous_node`` for a prefix of several."""
+        """The number of the coalition ``name`` names: a number this node has for one, else
+        a unique prefix of its id in hex (so "12" is coalition 12 if there is one, else the
+        one whose id starts with 12); 404, or 400 ``ambiguous_node`` for a prefix of several."""
         text = name.strip().lower()
-        if text.isdigit():
-            return int(text)
         async with self.sessions() as session:
             rows = await store.list_coalitions(session)
+        if text.isdigit() and any(r.id == int(text) for r in rows):
+            return int(text)
         found = [
             r.id for r in rows if _HEX.fullmatch(text) and r.coalition_id.hex().startswith(text)
         ]
@@ -199,17 +235,18 @@ class Coalitions:
                         coalition=row.coalition_id.hex(), node=invitee.hex())  # fmt: skip
             return await self._view(session, row, await _names(session))
 
-    async def join(self, actor: Actor, number: int) -> dict[str, Any]:
-        """Join with the newest open invite naming this node."""
+    async def join(self, actor: Actor, number: int, invite: str | None = None) -> dict[str, Any]:
+        """Join by the open invite ``invite`` names (its id in hex, or a unique prefix), or
+        by the oldest open invite naming this node."""
         now = self.clock.now()
         async with self.sessions.begin() as session:
             row = await _row(session, number)
             own = (await _standings(session, row)).get(self.signer.node_id)
             if own is not None and own.state == MEMBER:
                 raise CoalitionError(Code.ALREADY_MEMBER, "this node is a member already")
-            if own is None or own.state != INVITED or own.invite is None:
-                raise CoalitionError(Code.NOT_INVITED, "no open invite names this node")
-            await self._publish(session, CoalitionJoin(row.coalition_id, own.invite), now)
+            open_ = await invitations(session, row.coalition_id, self.signer.node_id)
+            chosen = _chosen([i for i, _, _ in open_], invite)
+            await self._publish(session, CoalitionJoin(row.coalition_id, chosen), now)
             await audit(session, now, actor, "coalition.join", coalition=row.coalition_id.hex())
             return await self._view(session, row, await _names(session))
 
@@ -259,7 +296,14 @@ class Coalitions:
         self, session: AsyncSession, row: CoalitionRow, names: Mapping[bytes, str]
     ) -> dict[str, Any]:
         standings = await store.list_standings(session, row.coalition_id)
-        return coalition_view(row, standings, self.signer.node_id, names)
+        self_id = self.signer.node_id
+        invited = any(s.node == self_id and s.state == INVITED for s in standings)
+        invites = await invitations(session, row.coalition_id, self_id) if invited else []
+        return coalition_view(
+            row, standings, self_id, names,
+            founder_verified=await store.has_found(session, row.coalition_id),
+            invites=[Invitation(*entry) for entry in invites],
+        )  # fmt: skip
 
 
 def _checked(build: Any, **fields: Any) -> Any:
@@ -271,6 +315,21 @@ def _checked(build: Any, **fields: Any) -> Any:
 
 def _ambiguous(count: int, name: str) -> CoalitionError:
     return CoalitionError(Code.AMBIGUOUS, f"{count} match {name!r}; say more")
+
+
+def _chosen(open_: list[bytes], invite: str | None) -> bytes:
+    """The open invite ``invite`` names, or the oldest of ``open_`` (oldest first)."""
+    if invite is None:
+        if not open_:
+            raise CoalitionError(Code.NOT_INVITED, "no open invite names this node")
+        return open_[0]
+    text = invite.strip().lower()
+    found = [i for i in open_ if _HEX.fullmatch(text) and i.hex().startswith(text)]
+    if len(found) > 1:
+        raise _ambiguous(len(found), invite)
+    if not found:
+        raise CoalitionError(Code.NOT_INVITED, "no open invite naming this node has that id")
+    return found[0]
 
 
 def _names_peer(text: str, node: bytes) -> bool:

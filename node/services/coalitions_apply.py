@@ -6,9 +6,14 @@ audience, founder, the inviter in its snapshot), records it as a
 :class:`protocol.CoalitionEvent` and computes membership again from every event held and
 this node's seed (:func:`protocol.membership`), replacing the ``coalition_members`` rows.
 A coalition becomes known here only by this node's own ``coalition.found`` or by an invite
-naming this node; an envelope of a coalition it does not know is stored (it holds its place
-in its origin's log) but changes nothing (``unknown_coalition``: the inbox refuses such
-envelopes as ``not_for_us`` before they get here, so only an odd sender meets it).
+naming this node; an envelope of a coalition it does not know changes nothing
+(``unknown_coalition``, a guard: the inbox refuses such envelopes as ``not_for_us`` before
+they get here, so no sender meets it).
+
+Once the founder's ``coalition.found`` is held, it is the word on the coalition's name and
+purpose: an invite whose name or purpose differs from it does not count (it is answered
+``invalid_field`` and never becomes an event; those recorded before the found arrived are
+forgotten when it does), so no invite can rename a coalition for a node that can check.
 """
 
 from __future__ import annotations
@@ -33,13 +38,21 @@ from protocol import (
     membership,
     seed_event,
 )
-from protocol.membership import FOUND, INVITE
+from protocol.membership import FOUND, INVITE, open_invites
 
-__all__ = ["UNKNOWN_COALITION", "CoalitionIgnored", "apply_coalition", "recompute"]
+__all__ = [
+    "NOT_AS_FOUNDED",
+    "UNKNOWN_COALITION",
+    "CoalitionIgnored",
+    "apply_coalition",
+    "invitations",
+    "recompute",
+]
 
 log = logging.getLogger(__name__)
 
 UNKNOWN_COALITION: Final = "unknown_coalition"
+NOT_AS_FOUNDED: Final = "invalid_field"  # an invite whose name or purpose is not the found's
 
 
 class CoalitionIgnored(Exception):
@@ -64,8 +77,51 @@ async def apply_coalition(
         if row is None:
             raise CoalitionIgnored(UNKNOWN_COALITION, "a coalition this node does not know")
         await store.put_coalition(session, row)
+    await _against_found(session, row, message)
     await store.put_event(session, row.coalition_id, CoalitionEvent.of(envelope, message))
     return await recompute(session, row, self_id, now)
+
+
+async def _against_found(
+    session: AsyncSession, row: CoalitionRow, message: CoalitionMessage
+) -> None:
+    """An invite must name the coalition as its held found does; the first found held sets
+    the name. Raises :class:`CoalitionIgnored` before anything is written."""
+    if isinstance(message, (CoalitionInvite, CoalitionFound)):
+        held = await store.has_found(session, row.coalition_id)
+        if isinstance(message, CoalitionInvite) and held and not _as_founded(row, message):
+            raise CoalitionIgnored(NOT_AS_FOUNDED, "the invite's name or purpose is not founded")
+        if isinstance(message, CoalitionFound) and not held:
+            await _founded(session, row, message)
+
+
+def _as_founded(row: CoalitionRow, invite: CoalitionInvite) -> bool:
+    """Whether the invite names the coalition as its found does (the row holds the found's
+    name and purpose once it is held; the founder and salt follow from the id)."""
+    purpose = None if invite.purpose is None else dict(invite.purpose)
+    return (dict(invite.name), purpose) == (dict(row.name), row.purpose)
+
+
+async def _founded(session: AsyncSession, row: CoalitionRow, found: CoalitionFound) -> None:
+    """The founder's first found is held now: its name and purpose are the coalition's, and
+    the invites recorded before it that say otherwise are forgotten."""
+    row.name = dict(found.name)
+    row.purpose = None if found.purpose is None else dict(found.purpose)
+    invites = [e.id for e in await store.list_events(session, row.coalition_id)
+               if e.kind == INVITE]  # fmt: skip
+    wires = await session.execute(select(EnvelopeRow.id, EnvelopeRow.wire).where(
+        EnvelopeRow.id.in_(invites)))  # fmt: skip
+    wrong = [
+        ident for ident, wire in wires if wire is not None
+        and not _as_founded(row, _invite_of(wire))
+    ]  # fmt: skip
+    await store.delete_events(session, wrong)
+
+
+def _invite_of(wire: bytes) -> CoalitionInvite:
+    message = check_coalition_envelope(SignedEnvelope.from_bytes(wire).envelope)
+    assert isinstance(message, CoalitionInvite)  # noqa: S101 - recorded as an invite
+    return message
 
 
 def _first_known(
@@ -103,21 +159,40 @@ async def recompute(
 async def _seed(
     session: AsyncSession, row: CoalitionRow, event: CoalitionEvent | None
 ) -> CoalitionSeed:
-    """The seed of ``event`` (this node's found, or an invite naming it); the row's name,
-    purpose and founder follow the invite it came from."""
-    if event is None:  # the found or invite that made it known is always held: be safe
-        return CoalitionSeed({})
-    if event.kind == FOUND:
+    """The seed of ``event`` (this node's found, or an invite naming it); the row's founder,
+    salt, name and purpose follow the invite it came from (the name the found's once held)."""
+    seed, message = await _seed_of(session, event)
+    if event is not None and event.kind == FOUND:
         row.seed = event.id
-        return CoalitionSeed.founded(event)
+    elif event is not None and message is not None and row.seed != event.id:
+        row.seed, row.founder, row.salt = event.id, message.founder, message.salt
+        if not await store.has_found(session, row.coalition_id):  # else the found's name
+            row.name = dict(message.name)
+            row.purpose = None if message.purpose is None else dict(message.purpose)
+    return seed
+
+
+async def _seed_of(
+    session: AsyncSession, event: CoalitionEvent | None
+) -> tuple[CoalitionSeed, CoalitionInvite | None]:
+    """The seed of ``event``, and its invite if it is one; read only."""
+    if event is None:  # the found or invite that made it known is always held: be safe
+        return CoalitionSeed({}), None
+    if event.kind == FOUND:
+        return CoalitionSeed.founded(event), None
     wire = await session.scalar(select(EnvelopeRow.wire).where(EnvelopeRow.id == event.id))
     if event.kind != INVITE or wire is None:
-        return CoalitionSeed({})
-    message = check_coalition_envelope(SignedEnvelope.from_bytes(wire).envelope)
-    if not isinstance(message, CoalitionInvite):  # pragma: no cover - kind says invite
-        return CoalitionSeed({})
-    if row.seed != event.id:
-        row.seed, row.founder, row.salt = event.id, message.founder, message.salt
-        row.name = dict(message.name)
-        row.purpose = None if message.purpose is None else dict(message.purpose)
-    return CoalitionSeed.invited(message)
+        return CoalitionSeed({}), None
+    message = _invite_of(wire)
+    return CoalitionSeed.invited(message), message
+
+
+async def invitations(
+    session: AsyncSession, coalition: bytes, self_id: bytes
+) -> list[tuple[bytes, int, bytes | None]]:
+    """The open invites naming this node that count, oldest first, as (invite id, created,
+    inviter: None if the invite is not held here, only listed in a snapshot)."""
+    events = await store.list_events(session, coalition)
+    seed, _ = await _seed_of(session, seed_event(self_id, events))
+    inviters = {e.id: e.origin for e in events}
+    return [(i, at, inviters.get(i)) for i, at in open_invites(seed, events, self_id)]

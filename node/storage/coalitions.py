@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from node.storage.errors import NotFound
@@ -18,11 +18,15 @@ from node.storage.models import CoalitionEventRow, CoalitionMember, CoalitionRow
 from protocol import CoalitionEvent, Standing
 
 __all__ = [
+    "CoalitionStates",
+    "delete_events",
     "get_coalition",
     "get_coalition_by_number",
+    "has_found",
     "list_coalitions",
     "list_events",
     "list_standings",
+    "lock_coalitions",
     "put_coalition",
     "put_event",
     "put_standings",
@@ -39,6 +43,18 @@ async def get_coalition(
     two different sets of events at once."""
     query = select(CoalitionRow).where(CoalitionRow.coalition_id == coalition)
     return await session.scalar(query.with_for_update() if lock else query)
+
+
+async def lock_coalitions(session: AsyncSession, coalitions: Collection[bytes]) -> None:
+    """Hold the rows of ``coalitions`` (those this node knows) until the transaction ends, taken
+    in the order of their ids: a transaction that needs several takes them all at once, first,
+    so that two never wait on each other in a circle (:func:`get_coalition` with ``lock`` then
+    finds its row held already). PostgreSQL only: SQLite serialises its writers anyway."""
+    if not coalitions or session.get_bind().dialect.name != "postgresql":
+        return
+    column = CoalitionRow.coalition_id
+    query = select(column).where(column.in_(sorted(coalitions))).order_by(column)
+    await session.execute(query.with_for_update())
 
 
 async def get_coalition_by_number(
@@ -74,6 +90,21 @@ async def put_event(session: AsyncSession, coalition: bytes, event: CoalitionEve
     )  # fmt: skip
     await session.flush()
     return True
+
+
+async def delete_events(session: AsyncSession, ids: Collection[bytes]) -> None:
+    """Forget the events ``ids`` (their envelopes stay held)."""
+    if ids:
+        await session.execute(delete(CoalitionEventRow).where(CoalitionEventRow.id.in_(list(ids))))
+
+
+async def has_found(session: AsyncSession, coalition: bytes) -> bool:
+    """Whether a ``coalition.found`` of ``coalition`` is held (only its founder can sign one
+    that passes SPEC §15.2, so holding one confirms the founder)."""
+    query = select(CoalitionEventRow.id).where(
+        CoalitionEventRow.coalition == coalition, CoalitionEventRow.kind == "found"
+    )
+    return bool(await session.scalar(select(exists(query))))
 
 
 async def list_events(session: AsyncSession, coalition: bytes) -> list[CoalitionEvent]:
@@ -126,21 +157,48 @@ async def put_standings(
     return changes
 
 
+class CoalitionStates(dict[bytes, str]):
+    """One coalition's node -> state, and for the inbox's audience check (SPEC §15.4) its
+    founder and the invites held (invite id -> invitee), whether or not they count."""
+
+    __slots__ = ("founder", "invites")
+
+    def __init__(self, founder: bytes = b"") -> None:
+        super().__init__()
+        self.founder = founder
+        self.invites: dict[bytes, bytes] = {}
+
+
 async def states_of(
     session: AsyncSession, coalitions: Collection[bytes]
 ) -> dict[bytes, dict[bytes, str]]:
-    """Coalition id -> node -> state, for the coalitions of ``coalitions`` this node knows."""
+    """Coalition id -> node -> state, for the coalitions of ``coalitions`` this node knows;
+    each a :class:`CoalitionStates`, with the founder and the invites held."""
     if not coalitions:
         return {}
+    wanted = list(coalitions)
     rows = await session.execute(
-        select(CoalitionMember.coalition, CoalitionMember.node, CoalitionMember.state).where(
-            CoalitionMember.coalition.in_(list(coalitions))
+        select(CoalitionRow.coalition_id, CoalitionRow.founder).where(
+            CoalitionRow.coalition_id.in_(wanted)
         )
     )
-    found: dict[bytes, dict[bytes, str]] = {}
-    for coalition, node, state in rows:
-        found.setdefault(coalition, {})[node] = state
-    return found
+    found: dict[bytes, CoalitionStates] = {c: CoalitionStates(f) for c, f in rows}
+    members = await session.execute(
+        select(CoalitionMember.coalition, CoalitionMember.node, CoalitionMember.state).where(
+            CoalitionMember.coalition.in_(wanted)
+        )
+    )
+    for coalition, node, state in members:
+        found.setdefault(coalition, CoalitionStates())[node] = state
+    invites = await session.execute(
+        select(CoalitionEventRow.coalition, CoalitionEventRow.id, CoalitionEventRow.subject).where(
+            CoalitionEventRow.coalition.in_(wanted), CoalitionEventRow.kind == "invite"
+        )
+    )
+    for coalition, invite, invitee in invites:
+        if coalition in found and invitee is not None:
+            found[coalition].invites[invite] = invitee
+    return dict(found)
 
 
 async def states_of_node(session: AsyncSession, node: bytes) -> dict[bytes, str]:

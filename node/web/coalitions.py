@@ -46,6 +46,18 @@ MEMBER: Final = Schema(
     },
     "A node the coalition names, as this node computes membership.",
 )
+INVITATION: Final = Schema(
+    "CoalitionInvitation",
+    {
+        "invite": string("the invite's envelope id, hex", pattern=NODE_HEX),
+        "created": integer(f"{TIME}: when it was made"),
+        "inviter": string("node id, hex; null if only listed in another invite",
+                          pattern=NODE_HEX, nullable=True),
+        "inviter_fingerprint": string("compare it out of band", nullable=True),
+        "inviter_name": string("its name, if it is a peer of this node"),
+    },
+    "An open invite naming this node.",
+)  # fmt: skip
 COALITION: Final = Schema(
     "Coalition",
     {
@@ -55,8 +67,13 @@ COALITION: Final = Schema(
         "name": obj(None, "a name per language"),
         "purpose": obj(None, "per language", nullable=True),
         "founder": string("node id, hex", pattern=NODE_HEX),
+        "founder_verified": boolean(
+            "the founder's coalition.found is held here; until then founder, name and purpose "
+            "are the inviter's word"
+        ),
         "standing": string("this node's own state", choices=(*STATES, "none")),
         "members": array(obj(MEMBER)),
+        "invitations": array(obj(INVITATION)),
         "created_at": integer(TIME),
         "updated_at": integer(TIME),
     },
@@ -95,9 +112,8 @@ async def invite_node(call: Call) -> web.Response:
 
 
 async def join_coalition(call: Call) -> web.Response:
-    return json_response(
-        await call.app[COALITIONS].join(call.member.actor, call.ids["coalition_id"])
-    )
+    service, number = call.app[COALITIONS], call.ids["coalition_id"]
+    return json_response(await service.join(call.member.actor, number, call.query.get("invite")))
 
 
 async def leave_coalition(call: Call) -> web.Response:
@@ -106,6 +122,11 @@ async def leave_coalition(call: Call) -> web.Response:
     )
 
 
+CHOSEN_INVITE: Final = Schema(
+    "CoalitionJoinQuery",
+    {"invite": string("an open invite's id in hex, or a unique prefix (default: the oldest)",
+                      required=False, min_length=1, max_length=64)},
+)  # fmt: skip
 INVITE_ERRORS: Final = {
     400: ["ambiguous_node", "own_node"],
     404: ["unknown_node"],
@@ -125,9 +146,11 @@ COALITION_ROUTES: Final = (
           description="Only a member invites. The invite carries this node's view of the "
           "coalition (members, open invites) and goes to the members, the invitees and the "
           "invited node, relayed by members allied with it."),
-    Route("POST", "/coalitions/{coalition_id}/join", join_coalition, "Join with the open "
-          "invite naming this node", Auth.ADMIN, returns=COALITION,
-          errors={409: ["not_invited", "already_member"]}, tag="coalitions"),
+    Route("POST", "/coalitions/{coalition_id}/join", join_coalition, "Join by an open invite "
+          "naming this node", Auth.ADMIN, returns=COALITION, query=CHOSEN_INVITE,
+          errors={400: ["ambiguous_node"], 409: ["not_invited", "already_member"]},
+          tag="coalitions", description="By the invite `invite` names, else the oldest open "
+          "one (the coalition's `invitations`, with who sent each)."),
     Route("POST", "/coalitions/{coalition_id}/leave", leave_coalition, "Leave, or decline the "
           "open invite", Auth.ADMIN, returns=COALITION, errors={409: ["not_in_coalition"]},
           tag="coalitions"),

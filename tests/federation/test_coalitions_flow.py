@@ -2,7 +2,8 @@
 ``tadamun coalition`` and ``tadamun call`` commands while the servers run and deliver.
 
 Alliances: a—b, b—c, b—d, c—d (c and d are not allied with a). a founds a coalition and
-invites b (an ally) and c (not an ally: b relays the invite); both join. A call a addresses
+invites b (an ally); b joins and invites c (b's ally: a node takes invites from allies only),
+which joins; a learns of both through b. A call a addresses
 to the coalition reaches b directly and c through b, and never d, though d is allied with b
 and with c. c leaves: a's next call reaches b, and not c.
 """
@@ -81,14 +82,15 @@ async def test_a_coalition_call_reaches_members_only(tmp_path: Path) -> None:
         found = FOUNDED.search(out)
         assert found, out
         audience = f"coalition:{found[2]}"
-        for invitee in (b, c):
-            await run("coalition", "invite", "--data-dir", a.data_dir, "1", invitee.node_id.hex())
+        for inviter, joiner in ((a, b), (b, c)):
+            number = await number_here(inviter)
+            await run("coalition", "invite", "--data-dir", inviter.data_dir, number,
+                      joiner.node_id.hex())  # fmt: skip
 
-        async def invited() -> bool:  # c's invite went through b
-            return [(await standings(n)).get(n.node_id) for n in (b, c)] == ["invited"] * 2
+            async def invited(node: NodeProcess = joiner) -> bool:
+                return (await standings(node)).get(node.node_id) == "invited"
 
-        await poll(invited, what="b and c invited")
-        for joiner in (b, c):
+            await poll(invited, what=f"{joiner.name} invited")
             await run("coalition", "join", "--data-dir", joiner.data_dir, await number_here(joiner))
         everyone = {n.node_id: "member" for n in (a, b, c)}
 

@@ -64,6 +64,9 @@ async def test_coalition_commands(tmp_path: Path, database_url: str) -> None:
     assert (again.code, "(already_invited)" in again.err) == (1, True)
     join = await run_cli(tmp_path, "coalition", "join", "--data-dir", data_dir, number)
     assert (join.code, "(already_member)" in join.err) == (1, True)
+    chosen = await run_cli(tmp_path, "coalition", "join", "--data-dir", data_dir, number,
+                           "--invite", "abcd")  # fmt: skip
+    assert (chosen.code, "(already_member)" in chosen.err) == (1, True)
     missing = await run_cli(tmp_path, "coalition", "leave", "--data-dir", data_dir, "42")
     assert (missing.code, "(not_found)" in missing.err) == (1, True)
     left = await run_cli(tmp_path, "coalition", "leave", "--data-dir", data_dir, number)

@@ -2,8 +2,10 @@
 join, leave, with its refusals and the audit log), envelopes of other nodes through the real
 inbox (an invite naming this node, joins, calls to the coalition: accepted from and through
 members only, refused as ``not_for_us`` otherwise), the outbox (members and invitees among
-the allies, never others) and the log endpoint's entitlement (members read, invitees read
-only coalition.* envelopes, others see them withheld)."""
+the allies, never others), the log endpoint's entitlement (members read, invitees read
+only coalition.* envelopes, others see them withheld), and trust: invites naming this node
+from allies only, the oldest invite's view until the admins choose, the founder's found
+confirming it and overruling a renaming invite, and nothing kept of nodes never named."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from typing import Any
 
 import pytest
 from inbox_support import Origin, Receiver, receiver
+from peering_support import START
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from test_calls_support import draft
@@ -21,7 +24,14 @@ from node.federation.outbox import recipients
 from node.services.calls import issue_call
 from node.services.coalitions import Coalitions
 from node.services.members import Actor
-from node.storage.models import AuditEntry, CallRow, CoalitionMember, EnvelopeRow
+from node.storage.models import (
+    AuditEntry,
+    CallRow,
+    CoalitionEventRow,
+    CoalitionMember,
+    CoalitionRow,
+    EnvelopeRow,
+)
 from protocol import (
     CallIssue,
     CoalitionInvite,
@@ -36,6 +46,7 @@ from protocol.coalitions import Member
 
 CLI = Actor.cli()
 NAME = {"en": "Southern unions", "ar": "نقابات الجنوب"}
+PURPOSE = {"en": "Strike together."}
 
 
 @pytest.fixture
@@ -92,7 +103,7 @@ async def refusal(rx: Receiver, call: Any) -> str:
 async def founded_with(rx: Receiver, *allies: Origin) -> tuple[dict[str, Any], list[bytes]]:
     """This node founds a coalition and invites ``allies`` (allied peers), who join; the
     coalition and the ids of the invites."""
-    made = await service(rx).found(CLI, NAME, {"en": "Strike together."})
+    made = await service(rx).found(CLI, NAME, PURPOSE)
     coalition = bytes.fromhex(made["coalition"])
     invites = []
     for ally in allies:
@@ -221,7 +232,7 @@ async def test_a_join_that_arrives_before_its_invite_counts_once_the_invite_does
     d = Origin.new()
     body = CoalitionInvite(
         coalition, d.node_id, rx.node_id, await salt(rx), NAME,
-        (Member(rx.node_id, 1), Member(b.node_id, b.seq)),
+        (Member(rx.node_id, 1), Member(b.node_id, b.seq)), purpose=PURPOSE,
     )  # fmt: skip
     signed_invite = SignedEnvelope.from_bytes(send(b, body))
     await rx.know(d)
@@ -306,3 +317,173 @@ async def test_the_log_serves_coalition_envelopes_to_members_only(rx: Receiver) 
     assert await readable(b) == everything
     assert await readable(invitee) == everything[:3]
     assert await readable(ally) == []
+
+
+# ------------------------------------------------------------------ trust and storage
+
+
+def found_of(founder: Origin, coalition: bytes, salt_: bytes, name: dict[str, str]) -> bytes:
+    body = {"coalition": coalition, "salt": salt_, "name": name}
+    return founder.envelope(
+        type="coalition.found", audience=coalition_audience(coalition), body=body
+    ).to_bytes()
+
+
+def invite_of(inviter: Origin, invitee: bytes, founder: bytes, salt_: bytes, **changes: Any) -> Any:
+    fields: dict[str, Any] = {
+        "coalition": coalition_id(founder, salt_), "invitee": invitee, "founder": founder,
+        "salt": salt_, "name": NAME, "members": (Member(inviter.node_id, 1),),
+    } | changes  # fmt: skip
+    return CoalitionInvite(**fields)
+
+
+async def events_of(rx: Receiver, coalition: bytes) -> int:
+    async with rx.node.sessions() as session:
+        rows = await session.scalars(
+            select(CoalitionEventRow.id).where(CoalitionEventRow.coalition == coalition)
+        )
+        return len(list(rows))
+
+
+def at(origin: Origin, message: Message, created: int) -> bytes:
+    """``origin``'s next envelope carrying ``message`` to its coalition, made at ``created``."""
+    aud = coalition_audience(message.coalition)  # type: ignore[attr-defined]
+    return origin.envelope(
+        type=message.TYPE, body=message.to_body(), audience=aud, created=created
+    ).to_bytes()
+
+
+async def warm(rx: Receiver, origin: Origin, coalition: bytes) -> None:
+    """``origin``'s seq 1, which this node may not keep: its later envelopes follow it."""
+    (status,) = (await rx.receive(origin, [send(origin, CoalitionLeave(coalition))])).results
+    assert status == "not_for_us"
+
+
+async def test_an_invite_naming_this_node_only_from_an_allied_peer(rx: Receiver) -> None:
+    founder, stranger = Origin.new(), Origin.new()
+    await rx.peer(founder)
+    await rx.peer(stranger, "introduced")  # a peer, not an ally: it learnt founder and salt
+    salt_ = b"s" * 32
+    coalition = coalition_id(founder.node_id, salt_)
+    await warm(rx, stranger, coalition)
+    forged = invite_of(stranger, rx.node_id, founder.node_id, salt_, name={"en": "Renamed"})
+    assert (await rx.receive(stranger, [send(stranger, forged)])).results == ("not_for_us",)
+    assert await service(rx).list() == []
+    found = found_of(founder, coalition, salt_, NAME)
+    invite = send(founder, invite_of(founder, rx.node_id, founder.node_id, salt_))
+    assert (await rx.receive(founder, [found, invite])).results == ("not_for_us", "ok")
+    (listed,) = await service(rx).list()
+    assert (listed["name"], listed["standing"]) == (NAME, "invited")
+    assert [i["inviter"] for i in listed["invitations"]] == [founder.node_id.hex()]
+    assert listed["founder_verified"] is False  # its found came before this node knew
+
+
+async def test_a_newer_invite_never_replaces_the_view_and_join_takes_the_chosen_one(
+    rx: Receiver,
+) -> None:
+    founder, other = Origin.new(), Origin.new()  # both allied; other is not in the coalition
+    await rx.peer(founder)
+    await rx.peer(other)
+    salt_ = b"s" * 32
+    coalition = coalition_id(founder.node_id, salt_)
+    await warm(rx, founder, coalition)
+    await warm(rx, other, coalition)
+    mine = invite_of(founder, rx.node_id, founder.node_id, salt_)
+    first = at(founder, mine, START - 100)
+    renamed = invite_of(other, rx.node_id, founder.node_id, salt_, name={"en": "Renamed"})
+    second = at(founder, mine, START - 50)
+    batch = [at(other, renamed, START - 10), second, first]
+    assert (await rx.receive(founder, batch)).results == ("ok", "ok", "ok")
+    (view,) = await service(rx).list()
+    assert view["name"] == NAME  # the oldest invite's view, not the newest one's
+    assert await states(rx, coalition) == {founder.node_id: "member", rx.node_id: "invited"}
+    ids = [SignedEnvelope.from_bytes(w).id for w in (first, second)]
+    assert [i["invite"] for i in view["invitations"]] == [i.hex() for i in ids]
+    assert {i["inviter"] for i in view["invitations"]} == {founder.node_id.hex()}
+    (forged,) = await own_invites_to(rx, other)
+    assert await refusal(rx, service(rx).join(CLI, view["id"], forged.hex())) == "not_invited"
+    joined = await service(rx).join(CLI, view["id"], ids[1].hex()[:10])
+    assert joined["standing"] == "member"
+    (join,) = await own(rx, CoalitionJoin.TYPE)
+    assert join.envelope.body["invite"] == ids[1]
+    assert joined["name"] == NAME
+
+
+async def own_invites_to(rx: Receiver, origin: Origin) -> list[bytes]:
+    """The ids of ``origin``'s invites held here."""
+    return [row.id for row in await rx.rows(origin) if row.type == CoalitionInvite.TYPE]
+
+
+async def test_the_founders_found_confirms_it_and_overrules_a_renaming_invite(
+    rx: Receiver,
+) -> None:
+    founder, member = Origin.new(), Origin.new()
+    await rx.peer(founder)
+    await rx.peer(member)
+    salt_ = b"s" * 32
+    coalition = coalition_id(founder.node_id, salt_)
+    found = found_of(founder, coalition, salt_, NAME)  # the founder's seq 1
+    await warm(rx, member, coalition)
+    members = (Member(founder.node_id, 1), Member(member.node_id, 1))
+    invite = invite_of(member, rx.node_id, founder.node_id, salt_, members=members)
+    assert (await rx.receive(member, [at(member, invite, START - 100)])).results == ("ok",)
+    (view,) = await service(rx).list()
+    assert (view["founder_verified"], view["name"]) == (False, NAME)  # the invite's word
+    renamed = invite_of(member, rx.node_id, founder.node_id, salt_, members=members,
+                        name={"en": "Renamed"})  # fmt: skip
+    assert (await rx.receive(member, [at(member, renamed, START - 50)])).results == ("ok",)
+    assert len((await service(rx).get(view["id"]))["invitations"]) == 2
+    assert (await rx.receive(founder, [found])).results == ("ok",)  # the founder's own found
+    view = await service(rx).get(view["id"])
+    assert (view["founder_verified"], view["name"]) == (True, NAME)
+    assert len(view["invitations"]) == 1  # the renaming invite no longer counts
+    again = at(member, renamed, START - 10)
+    assert (await rx.receive(member, [again])).results == ("invalid_field",)
+    assert len((await service(rx).get(view["id"]))["invitations"]) == 1
+
+
+async def test_an_invite_failing_the_checks_marks_nothing_for_the_batch(rx: Receiver) -> None:
+    founder, someone = Origin.new(), Origin.new()
+    await rx.peer(founder)
+    salt_ = b"s" * 32
+    coalition = coalition_id(founder.node_id, salt_)
+    bad = invite_of(
+        founder, rx.node_id, founder.node_id, salt_, members=(Member(someone.node_id, 1),)
+    )  # the inviter not in its snapshot
+    after = found_of(founder, coalition, salt_, NAME)  # its founder's: for an invitee
+    result = await rx.receive(founder, [send(founder, bad), after])
+    assert result.results == ("invalid_field", "not_for_us")
+    assert await service(rx).list() == []
+
+
+async def test_coalition_envelopes_of_nodes_it_never_named_are_not_kept(rx: Receiver) -> None:
+    made, invites = await founded_with(rx, b := Origin.new())
+    coalition = bytes.fromhex(made["coalition"])
+    junk = Origin.new()  # a throwaway identity that knows the coalition's id
+    await rx.peer(junk, "introduced")
+    before = await events_of(rx, coalition)
+    items = [
+        send(junk, CoalitionLeave(coalition)),
+        send(junk, CoalitionJoin(coalition, invites[0])),  # b's invite, not junk's
+        send(junk, invite_of(junk, b.node_id, rx.node_id, await salt(rx), purpose=PURPOSE)),
+    ]
+    assert (await rx.receive(junk, items)).results == ("not_for_us",) * 3
+    assert await events_of(rx, coalition) == before
+    assert all(row.wire is None for row in await rx.rows(junk))  # withheld, not stored
+    assert junk.node_id not in await states(rx, coalition)  # never listed as "left"
+
+
+async def test_resolve_reads_a_number_only_if_it_is_one_here(rx: Receiver) -> None:
+    made = await service(rx).found(CLI, NAME)
+    async with rx.node.sessions.begin() as session:
+        row = CoalitionRow(coalition_id=bytes.fromhex("123" + "a" * 61), founder=rx.node_id,
+                           salt=b"s" * 32, name=NAME, purpose=None, seed=b"x" * 32,
+                           created_at=0, updated_at=0)  # fmt: skip
+        session.add(row)
+        await session.flush()
+        number = row.id
+    assert number != 123
+    assert await service(rx).resolve(str(made["id"])) == made["id"]
+    assert await service(rx).resolve("123") == number  # no coalition 123 here: a prefix
+    with pytest.raises(NodeError):
+        await service(rx).resolve("999")

@@ -119,6 +119,7 @@ async def test_found_a_coalition_on_the_page(tmp_path: Path, database_url: str) 
         assert page.notice.startswith("The coalition is founded")
         assert '<bdi lang="en">Southern unions</bdi>' in page.text
         assert standing(page) == "a member"
+        assert "founder-unconfirmed" not in page.text  # its own found
         self_id = bytes.fromhex(made["founder"])
         assert state_of(page, self_id) == "member"
         assert fingerprint(self_id) in page.text
@@ -210,6 +211,9 @@ async def test_an_invite_from_another_node_is_declined(tmp_path: Path, database_
         assert "a node that is not a peer of this one" in page.text
         page = await admin.get(f"{LIST}/1")
         assert standing(page) == "invited, not joined yet"
+        assert "(founder not yet confirmed)" in page.text  # only the invite's word for it
+        assert "Invited by" in page.text
+        assert "Accepting uses the oldest" in page.text
         assert "Decline the invite" in page.text
         assert 'action="/admin/coalitions/1/invite"' not in page.text
         page = await admin.get("/calls/new")  # only a member calls the coalition

@@ -35,7 +35,7 @@ from protocol import (
     seed_event,
 )
 from protocol.coalitions import Member, OpenInvite
-from protocol.membership import INVITED, LEFT, MEMBER
+from protocol.membership import INVITED, LEFT, MEMBER, open_invites
 
 T0 = 1_800_000_000
 
@@ -199,10 +199,34 @@ def test_seed_event_choice() -> None:
     inv1 = ev(A, 2, "invite", D, created=T0 + 10)
     inv2 = ev(B, 7, "invite", D, created=T0 + 20)
     assert seed_event(D, []) is None
-    assert seed_event(D, [inv1, inv2]) == inv2  # the newest invite naming it
-    join = ev(D, 1, "join", inv1.id)
-    assert seed_event(D, [inv1, inv2, join]) == inv1  # the invite it joined by
+    assert seed_event(D, [inv2, inv1]) == inv1  # the oldest: a newer one changes nothing
+    join = ev(D, 1, "join", inv2.id)
+    assert seed_event(D, [inv1, inv2, join]) == inv2  # the invite it joined by
     assert seed_event(A, [FOUND_A, INV_B]) == FOUND_A
+    declined = ev(D, 1, "leave", created=T0 + 15)  # declines inv1, not inv2
+    assert seed_event(D, [inv1, inv2, declined]) == inv2
+    late = ev(D, 1, "leave", created=T0 + 30)  # declines both: the newest, as before
+    assert seed_event(D, [inv1, inv2, late]) == inv2
+
+
+def test_a_leave_of_a_node_never_named_lists_nothing() -> None:
+    stranger = ev(D, 1, "leave")  # D was never a member nor invited
+    assert states(membership(CoalitionSeed.founded(FOUND_A), [FOUND_A, stranger])) == {A: MEMBER}
+    named = ev(C, 1, "leave", created=T0 - 1)  # invited, then left before the invite
+    result = membership(CoalitionSeed.founded(FOUND_A), [FOUND_A, INV_C, named])
+    assert states(result) == {A: MEMBER, C: INVITED}
+
+
+def test_open_invites_of_a_node_oldest_first() -> None:
+    seed = CoalitionSeed.founded(FOUND_A)
+    again = ev(A, 4, "invite", C)
+    assert open_invites(seed, [FOUND_A, again, INV_C], C) == [
+        (INV_C.id, INV_C.created), (again.id, again.created),
+    ]  # fmt: skip
+    used = ev(C, 1, "join", INV_C.id)
+    assert open_invites(seed, [FOUND_A, INV_C, used], C) == []  # used
+    stray = ev(D, 1, "invite", C)  # from a node that is not in: does not count
+    assert open_invites(seed, [FOUND_A, stray], C) == []
 
 
 # ------------------------------------------------------------------ random histories
