@@ -43,11 +43,11 @@ from node.federation.client import FederationClient, FederationClientError
 from node.federation.waiting import sleep_or_wake
 from node.federation.wire import MAX_LOG_LIMIT, BatchResult, LogEntry, decode_log_page
 from node.services.calls_apply import WANTED_LOGS
-from node.storage import envelopes, peers
+from node.storage import envelopes, peers, wakeups
 from node.storage import inbox as inbox_store
 from node.storage.errors import NotFound, StorageError
 from node.storage.models import EscrowEntry, OriginHead
-from node.storage.outbox import own_session_class
+from node.storage.wakeups import own_session_class
 from protocol import ProtocolError
 
 __all__ = [
@@ -309,24 +309,7 @@ def on_wanted_logs(
     ``sessions``) that noted origins under :data:`~node.services.calls_apply.WANTED_LOGS`:
     an activation was held for tallies this node lacks. Returns the function that stops
     listening."""
-    target = own_session_class(sessions)
-
-    def committed(session: Session) -> None:
-        origins = session.info.pop(WANTED_LOGS, None)
-        if origins:
-            wanted(origins)
-
-    def rolled_back(session: Session) -> None:
-        session.info.pop(WANTED_LOGS, None)
-
-    event.listen(target, "after_commit", committed)
-    event.listen(target, "after_rollback", rolled_back)
-
-    def stop() -> None:
-        event.remove(target, "after_commit", committed)
-        event.remove(target, "after_rollback", rolled_back)
-
-    return stop
+    return wakeups.listen(sessions, WANTED_LOGS, wanted)
 
 
 def _report_failure(task: asyncio.Task[None]) -> None:

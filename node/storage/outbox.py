@@ -31,12 +31,13 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, cast
 
-from sqlalchemy import CursorResult, delete, event, func, select, update
+from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
+from node.storage import wakeups
 from node.storage.models import EnvelopeRow, OutboxEntry, Peer
 
 __all__ = [
@@ -52,7 +53,6 @@ __all__ = [
     "note_contact",
     "note_wake",
     "on_commit",
-    "own_session_class",
     "put_entries",
 ]
 
@@ -81,15 +81,6 @@ def note_contact(session: AsyncSession | Session, peer: bytes) -> None:
     session.info.setdefault(_CONTACT, set()).add(peer)
 
 
-def own_session_class(sessions: async_sessionmaker[Any]) -> type[Session]:
-    """The Session subclass of ``sessions``, to listen to its events alone
-    (:func:`node.storage.db.session_factory` gives each factory its own)."""
-    target: type[Session] = sessions.kw["sync_session_class"]
-    if target is Session:
-        raise ValueError("the session factory needs its own Session subclass")
-    return target
-
-
 def on_commit(
     sessions: async_sessionmaker[Any],
     wake: Callable[[Collection[bytes]], None],
@@ -98,25 +89,11 @@ def on_commit(
     """After each commit of a session made by ``sessions``, call ``wake`` with the peers
     noted by :func:`note_wake` and ``contacted`` with those noted by :func:`note_contact`;
     return the function that stops listening."""
-    target = own_session_class(sessions)
-
-    def committed(session: Session) -> None:
-        woken, reached = session.info.pop(_WAKE, None), session.info.pop(_CONTACT, None)
-        if woken:
-            wake(woken)
-        if reached:
-            contacted(reached)
-
-    def rolled_back(session: Session) -> None:
-        session.info.pop(_WAKE, None)
-        session.info.pop(_CONTACT, None)
-
-    event.listen(target, "after_commit", committed)
-    event.listen(target, "after_rollback", rolled_back)
+    stops = (wakeups.listen(sessions, _WAKE, wake), wakeups.listen(sessions, _CONTACT, contacted))
 
     def stop() -> None:
-        event.remove(target, "after_commit", committed)
-        event.remove(target, "after_rollback", rolled_back)
+        for each in stops:
+            each()
 
     return stop
 
