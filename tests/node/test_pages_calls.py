@@ -171,3 +171,18 @@ async def test_notifications_list_and_mark_read(tmp_path: Path) -> None:
         assert page.notice == "All your notifications are marked read."
         assert 'class="unread"' not in page.text
         assert (await member.get("/notifications?before=x")).status == 400
+
+
+async def test_a_peers_call_in_the_far_future_does_not_break_the_pages(
+    tmp_path: Path, database_url: str
+) -> None:
+    """The protocol allows times up to 2^53 - 1, beyond any calendar: a peer's call with
+    such times still leaves the dashboard, the list and its page readable."""
+    far = 2**53 - 1
+    async with api_node(tmp_path, database_url) as node:
+        far_call = remote_issue(starts=far, ends=far, threshold=Threshold(10, 2, far))
+        await apply(node, remote().envelope(far_call, 0))
+        visitor = await member_visitor(node, language="ar")
+        for path in ("/", "/calls", "/calls/1"):
+            page = await visitor.get(path)
+            assert page.status == 200, (path, page.text[:300])

@@ -168,7 +168,10 @@ def draft(raw: Mapping[str, str], form: Form, audiences: list[str], now: int) ->
 def _local(moment: int | None) -> str:
     if moment is None:
         return ""
-    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M")
+    try:
+        return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M")
+    except (OverflowError, ValueError, OSError):  # beyond the calendar: the field starts empty
+        return ""
 
 
 def current_values(detail: Mapping[str, Any]) -> dict[str, str]:

@@ -23,7 +23,7 @@ from node.web.keys import COALITIONS, PEER_ADMIN
 from node.web.pages.call_forms import LANGS, NEEDS_ONE
 from node.web.pages.calls import in_language
 from node.web.pages.core import redirect, render, require, state_of, submitted
-from node.web.pages.forms import Form
+from node.web.pages.forms import LARGE_FORM, Form
 from node.web.pages.i18n import N_
 from node.web.pages.messages import Msg, message_for
 from node.web.pages.routes import PageRoute, path_id, query
@@ -141,7 +141,7 @@ async def coalitions_page(request: web.Request) -> web.Response:
 
 async def found(request: web.Request) -> web.Response:
     caller = require(request, "admin")
-    raw, form = await submitted(request, FOUND_FIELDS)
+    raw, form = await submitted(request, FOUND_FIELDS, limit=LARGE_FORM)
     name = _texts(raw, form, "name", NAME, MAX_TITLE)
     purpose = _texts(raw, form, "purpose", PURPOSE, MAX_TEXT)
     if not name and not any(f"name_{code}" in form.errors for code in LANGS):

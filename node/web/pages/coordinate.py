@@ -37,7 +37,7 @@ from node.web.keys import CALL_SCHEDULER, CLOCK, COALITIONS, SESSIONS, SIGNER
 from node.web.pages import call_forms
 from node.web.pages.calls import WORDS, call_response, in_language, may_issue
 from node.web.pages.core import redirect, render, require, state_of, submitted
-from node.web.pages.forms import Form
+from node.web.pages.forms import LARGE_FORM, Form
 from node.web.pages.i18n import N_
 from node.web.pages.labels import LABELS
 from node.web.pages.messages import Msg
@@ -105,7 +105,7 @@ async def new_call_page(request: web.Request) -> web.Response:
 
 async def create_call(request: web.Request) -> web.Response:
     caller = await _issuer(request)
-    raw, form = await submitted(request, call_forms.NEW_FIELDS)
+    raw, form = await submitted(request, call_forms.NEW_FIELDS, limit=LARGE_FORM)
     app, now = request.app, request.app[CLOCK].now()
     audiences = [choice.value for choice in await audience_choices(request)]
     draft = call_forms.draft(raw, form, audiences, now)
@@ -157,7 +157,7 @@ async def amend_page(request: web.Request) -> web.Response:
 
 async def amend(request: web.Request) -> web.Response:
     number = path_id(request, "call", "call")
-    raw, form = await submitted(request, call_forms.CHANGEABLE)
+    raw, form = await submitted(request, call_forms.CHANGEABLE, limit=LARGE_FORM)
     caller, detail = await _changeable(request, number)
     changes = call_forms.changes(raw, form, detail)
     if form.ok and not changes:
@@ -185,7 +185,7 @@ async def _act(request: web.Request, name: str, fields: tuple[str, ...], act: An
     its messages, as a service's refusal is)."""
     number = path_id(request, "call", "call")
     caller = require(request)
-    raw, form = await submitted(request, fields)
+    raw, form = await submitted(request, fields, limit=LARGE_FORM)
     try:
         done = await act(raw, form, caller, number)
     except NodeError as exc:

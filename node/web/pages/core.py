@@ -26,7 +26,7 @@ from node.errors import NodeError, forbidden
 from node.services.members import LANGUAGES, Caller, role_at_least
 from node.web.auth import SESSION_COOKIE
 from node.web.keys import ACCOUNTS, CONFIG, PROFILES
-from node.web.pages.forms import Form, read_form
+from node.web.pages.forms import MAX_FORM, Form, read_form
 from node.web.pages.i18n import DEFAULT_LANGUAGE, LANGUAGE_NAMES, Lang, negotiate
 from node.web.pages.labels import LABELS
 from node.web.pages.messages import Msg, message_for
@@ -216,6 +216,9 @@ async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
             raise
         code = exc.reason.lower().replace(" ", "_")
         return error_page(request, NodeError(exc.status, code, exc.reason))
+    except Exception:  # a bug: logged, and still a page with the security headers
+        log.exception("page failed: %s %s", request.method, request.path)
+        return error_page(request, NodeError(500, "internal_error", "Internal Server Error"))
 
 
 def use_language(request: web.Request, code: str) -> None:
@@ -263,9 +266,12 @@ def require(request: web.Request, role: str = "member") -> Caller:
     return caller
 
 
-async def submitted(request: web.Request, allowed: Collection[str]) -> tuple[dict[str, str], Form]:
-    """A posted form that passed the CSRF checks, and its state for rendering it again."""
+async def submitted(
+    request: web.Request, allowed: Collection[str], *, limit: int = MAX_FORM
+) -> tuple[dict[str, str], Form]:
+    """A posted form that passed the CSRF checks, and its state for rendering it again;
+    ``limit``: its size at most (:data:`~node.web.pages.forms.LARGE_FORM` for long texts)."""
     check_fetch_site(request)
-    raw = await read_form(request, allowed)
+    raw = await read_form(request, allowed, limit=limit)
     check_token(state_of(request).csrf, raw.get(CSRF_FIELD))
     return raw, Form.of(raw)

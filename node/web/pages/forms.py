@@ -1,8 +1,9 @@
 """Reading and checking HTML forms, and keeping what was typed when one is refused.
 
-A form body is ``application/x-www-form-urlencoded``, at most :data:`MAX_FORM` bytes (413
-before it is parsed), UTF-8, with only the fields the page's form has, each at most once
-(400 ``invalid_form`` otherwise: our pages never send anything else). Its CSRF token is
+A form body is ``application/x-www-form-urlencoded``, at most :data:`MAX_FORM` bytes
+(:data:`LARGE_FORM` for forms with long texts; 413 before it is parsed), UTF-8, with only
+the fields the page's form has, each at most once (400 ``invalid_form`` otherwise: our
+pages never send anything else). Its CSRF token is
 checked before anything else is looked at.
 
 Field values are checked against the same :mod:`node.web.schema` fields as the JSON API's,
@@ -27,9 +28,12 @@ from node.web.pages.messages import Msg, field_of, message_for
 from node.web.pages.security import CSRF_FIELD
 from node.web.schema import CONTROL, MULTILINE_CONTROL, Field, validate_value
 
-__all__ = ["MAX_FORM", "Form", "FormError", "read_form"]
+__all__ = ["LARGE_FORM", "MAX_FORM", "Form", "FormError", "read_form"]
 
 MAX_FORM: Final = 64 * 1024
+# Forms with long texts in several languages (calls, news, proposals, coalitions): a text
+# may be 16 KiB of UTF-8, and urlencoding triples each byte of Arabic or Sorani.
+LARGE_FORM: Final = 320 * 1024
 MAX_FIELDS: Final = 64
 INTEGER: Final = re.compile(r"-?[0-9]{1,12}")
 FORM_TYPE: Final = "application/x-www-form-urlencoded"
@@ -51,17 +55,20 @@ class FormError(Exception):
     """A form our pages would never send (unknown or repeated fields, not UTF-8)."""
 
 
-async def read_form(request: web.Request, allowed: Collection[str]) -> dict[str, str]:
-    """The submitted fields (CSRF field included), each at most once, all in ``allowed``."""
+async def read_form(
+    request: web.Request, allowed: Collection[str], *, limit: int = MAX_FORM
+) -> dict[str, str]:
+    """The submitted fields (CSRF field included), each at most once, all in ``allowed``;
+    a body over ``limit`` bytes is refused before it is parsed."""
     if request.content_type != FORM_TYPE:
         raise NodeError(415, "unsupported_media_type", "send the form as urlencoded")
-    if request.content_length is not None and request.content_length > MAX_FORM:
-        raise NodeError(413, "body_too_large", f"a form is at most {MAX_FORM} bytes")
+    if request.content_length is not None and request.content_length > limit:
+        raise NodeError(413, "body_too_large", f"a form is at most {limit} bytes")
     raw = bytearray()
     async for chunk in request.content.iter_chunked(16 * 1024):
         raw += chunk
-        if len(raw) > MAX_FORM:
-            raise NodeError(413, "body_too_large", f"a form is at most {MAX_FORM} bytes")
+        if len(raw) > limit:
+            raise NodeError(413, "body_too_large", f"a form is at most {limit} bytes")
     try:
         pairs = parse_qsl(
             bytes(raw).decode("utf-8"), keep_blank_values=True, strict_parsing=bool(raw),

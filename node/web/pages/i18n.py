@@ -141,8 +141,12 @@ class Lang:
         return text.translate(self.digits)
 
     def date(self, timestamp: int) -> str:
-        """Day and time in UTC, e.g. "Jan 15, 2027 08:00"."""
-        moment = datetime.fromtimestamp(timestamp, UTC)
+        """Day and time in UTC, e.g. "Jan 15, 2027 08:00"; a time no calendar can show (a
+        peer may send any up to 2^53 - 1) as its unix seconds."""
+        try:
+            moment = datetime.fromtimestamp(timestamp, UTC)
+        except (OverflowError, ValueError, OSError):
+            return str(timestamp).translate(self.digits)
         day = format_skeleton("yMMMd", moment, tzinfo=UTC, locale=self.locale)
         time = format_skeleton("Hm", moment, tzinfo=UTC, locale=self.locale)
         return f"{day} {time}".translate(self.digits)

@@ -15,7 +15,7 @@ from node.services.counting import ABSTAIN, BLOCK, METHODS, Choice
 from node.web.keys import ADMINISTRATION, BALLOT_KEYS, CLOCK, POLICY, SESSIONS
 from node.web.pages.calls import open_calls
 from node.web.pages.core import redirect, render, require, state_of, submitted
-from node.web.pages.forms import Form
+from node.web.pages.forms import LARGE_FORM, Form
 from node.web.pages.i18n import N_
 from node.web.pages.messages import Msg, notice
 from node.web.pages.routes import PageRoute, query
@@ -211,7 +211,7 @@ def _draft(raw: dict[str, str], form: Form, now: int) -> decisions.Draft | None:
 
 async def create_proposal(request: web.Request) -> web.Response:
     caller = require(request, "organiser")
-    raw, form = await submitted(request, NEW_FIELDS)
+    raw, form = await submitted(request, NEW_FIELDS, limit=LARGE_FORM)
     now = request.app[CLOCK].now()
     draft = _draft(raw, form, now)
     context: dict[str, Any] = {"form": form, "fractions": _fractions(request)}
