@@ -206,6 +206,9 @@ def _check(item: Item, view: View, statuses: list[str], now: int, plan: Plan) ->
     """The item as a link of its origin's chain, or None with its status set."""
     signed = item.signed
     if signed is None:  # a withheld entry: an id claimed for a place, nothing to verify
+        if view.peer_states.get(item.origin) == BLOCKED:
+            statuses[item.index] = Status.BLOCKED  # nor may it release what waits in escrow
+            return None
         return Link(item.seq, item.id, None, verified=False, wire=None, index=item.index)
     state = view.states.get(item.origin)
     refusal = _policy(item, state, view)
@@ -323,7 +326,8 @@ def _conflict(origin: bytes, link: Link, occupant: Link, statuses: list[str], pl
 def _escrow_slots(origin: bytes, view: View, plan: Plan, now: int) -> dict[int, Link]:
     """Escrowed envelopes as links; the reachable ones are loaded and checked again against
     the key state (a seal learned since may void them, SPEC §6.4), the clock and the
-    audience (withheld if no longer for this node, as at arrival)."""
+    audience (withheld if no longer for this node, as at arrival). An origin blocked since
+    never gets here: each of its items, withheld entries too, is refused first."""
     slots: dict[int, Link] = {}
     state = view.states.get(origin)
     for seq, ref in view.escrow.get(origin, {}).items():

@@ -263,12 +263,20 @@ class Inbox:
         items = [d for d in batch.decoded if isinstance(d, Item)]
         async with self._sessions.begin() as session:
             await first(session)
-            await senders.admit(session, sender, now)
-            view = await self._read(session, items, batch)
-            view.checked, view.sender = batch.checked, sender
-            plan = plan_batch(items, view, statuses, now=now, trusted=batch.trusted)
-            await Writer(session, plan, view, statuses, now).write(sender, self._enqueue)
+            nodes = {sender, *batch.peer_states, *(item.origin for item in items)}
+            batch.peer_states = await store.peer_states(session, nodes)  # as they are now
+            refused = senders.refusal_for(batch.peer_states.get(sender))
+            if refused is not None:  # blocked (or removed) while the batch was verified
+                await senders.refuse(session, sender, refused, now)
+            else:
+                await senders.admit(session, sender, now)
+                view = await self._read(session, items, batch)
+                view.checked, view.sender = batch.checked, sender
+                plan = plan_batch(items, view, statuses, now=now, trusted=batch.trusted)
+                await Writer(session, plan, view, statuses, now).write(sender, self._enqueue)
         first.committed()
+        if refused is not None:
+            raise refused
         return statuses
 
     async def _read(self, session: AsyncSession, items: list[Item], batch: _Batch) -> View:

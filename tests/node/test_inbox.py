@@ -10,14 +10,15 @@ from pathlib import Path
 
 import pytest
 from inbox_support import NOTE, Origin, Receiver, receiver, tamper
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from test_decisions_support import START
 
 from node.federation import batchwrite
 from node.federation.inbox import Inbox
 from node.federation.keylogs import KeyLogs
 from node.federation.senders import SenderRefused
+from node.federation.wire import LogEntry
 from node.storage import contact_log
 from node.storage.db import create_engine, session_factory
 from node.storage.models import Alliance, ContactLogEntry, EscrowEntry, ForkEvidence, OutboxEntry
@@ -426,3 +427,40 @@ async def test_two_processes_taking_one_batch_store_it_once(
         assert set(result.results) <= {"ok", "duplicate", "held"}
     async with rx.node.sessions() as session:
         assert list(await session.scalars(select(EscrowEntry.seq))) == []
+
+
+async def test_a_sender_blocked_while_its_batch_was_verified_is_refused(
+    rx: Receiver, alice: Origin
+) -> None:
+    """The sender's state is read again in the batch's turn: a block committed after the
+    batch was read (here, in the turn's first statement) refuses it, and nothing is stored."""
+
+    async def blocked_meanwhile(session: AsyncSession) -> None:
+        await session.execute(
+            update(PeerRow).where(PeerRow.node_id == alice.node_id).values(state="blocked")
+        )
+
+    with pytest.raises(SenderRefused) as refused:
+        await rx.inbox.receive(alice.node_id, alice.wires(2), [], now=rx.now(),
+                               first_write=blocked_meanwhile)  # fmt: skip
+    assert refused.value.code == "blocked"
+    assert await rx.rows(alice) == []
+
+
+async def test_a_blocked_origins_escrow_is_never_released(
+    rx: Receiver, alice: Origin
+) -> None:
+    """Envelopes of an origin escrowed before it was blocked are never applied: a withheld
+    entry that would fill the gap (in another peer's log page) is refused."""
+    mallory = Origin.new()
+    await rx.peer(mallory)
+    first, second = mallory.envelope(), mallory.envelope()
+    assert (await rx.receive(mallory, [second.to_bytes()])).results == ("held",)
+    async with rx.node.sessions.begin() as session:
+        await session.execute(
+            update(PeerRow).where(PeerRow.node_id == mallory.node_id).values(state="blocked")
+        )
+    page = [LogEntry(1, first.id, None), LogEntry(2, second.id, second.to_bytes())]
+    result = await rx.inbox.receive_log(alice.node_id, mallory.node_id, page, [], now=rx.now())
+    assert result.results == ("blocked", "held")
+    assert await rx.rows(mallory) == []
