@@ -447,9 +447,7 @@ async def test_a_sender_blocked_while_its_batch_was_verified_is_refused(
     assert await rx.rows(alice) == []
 
 
-async def test_a_blocked_origins_escrow_is_never_released(
-    rx: Receiver, alice: Origin
-) -> None:
+async def test_a_blocked_origins_escrow_is_never_released(rx: Receiver, alice: Origin) -> None:
     """Envelopes of an origin escrowed before it was blocked are never applied: a withheld
     entry that would fill the gap (in another peer's log page) is refused."""
     mallory = Origin.new()
