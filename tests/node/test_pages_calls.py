@@ -15,7 +15,7 @@ from test_calls import remote_issue
 from test_calls_support import DAY, remote
 
 from node.storage.pledges import get_pledge
-from protocol import Threshold
+from protocol import Threshold, fingerprint
 
 PROGRESS = '<progress max="10" value="0"'
 
@@ -186,3 +186,16 @@ async def test_a_peers_call_in_the_far_future_does_not_break_the_pages(
         for path in ("/", "/calls", "/calls/1"):
             page = await visitor.get(path)
             assert page.status == 200, (path, page.text[:300])
+
+
+async def test_another_nodes_call_shows_its_fingerprint(tmp_path: Path, database_url: str) -> None:
+    """A peer may call itself anything, even this node's name: its call shows who it is."""
+    async with api_node(tmp_path, database_url) as node:
+        own = await issue(node)
+        issuer = remote()
+        await apply(node, issuer.envelope(remote_issue(), 0))
+        visitor = await member_visitor(node)
+        theirs = await visitor.get(f"/calls/{own + 1}")
+        assert fingerprint(issuer.node_id) in theirs.text
+        mine = await visitor.get(f"/calls/{own}")
+        assert 'class="fingerprint"' not in mine.text

@@ -27,7 +27,7 @@ from node.web.pages.forms import Form
 from node.web.pages.i18n import N_
 from node.web.pages.messages import Msg, notice
 from node.web.pages.routes import PageRoute, cursor, path_id, query
-from protocol import coalition_of
+from protocol import coalition_of, fingerprint
 
 __all__ = [
     "ROUTES", "WORDS", "CallView", "Powers", "call_response", "in_language", "may_issue",
@@ -130,6 +130,14 @@ class CallView:
     @property
     def issuer(self) -> str:
         return str(self.detail["origin_name"] or self.detail["origin"][:16])
+
+    @property
+    def issuer_fingerprint(self) -> str | None:
+        """Another node's fingerprint (a peer may give itself any name, even this node's or
+        another ally's); None for this node's own calls."""
+        if self.detail["own"]:
+            return None
+        return fingerprint(bytes.fromhex(self.detail["origin"]))
 
     @property
     def note(self) -> tuple[str, str]:
