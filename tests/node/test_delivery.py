@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 from delivery_support import (
+    Answer,
     FakePeer,
     Running,
     add_peer,
@@ -276,18 +277,25 @@ async def test_expired_envelopes_are_dropped_unsent(node: Node, fake_peer: MakeP
     assert 1 not in peer.seqs()[2:]
 
 
+def answer_when(release: asyncio.Event, hung: asyncio.Event | None = None) -> Answer:
+    """A peer's answer that waits until ``release`` is set, then takes every item
+    (``hung`` is set when the request arrives)."""
+
+    async def answer(items: list[bytes]) -> web.StreamResponse:
+        if hung is not None:
+            hung.set()
+        await release.wait()
+        return statuses(["ok"] * len(items))
+
+    return answer
+
+
 async def test_a_hanging_peer_never_delays_a_live_one(node: Node, fake_peer: MakePeer) -> None:
     """The live peer gets everything while the hanging peer's request is still open (no
     timing: the hang lasts until the test releases it)."""
     hanging, live = await fake_peer(), await fake_peer()
     hung, release = asyncio.Event(), asyncio.Event()
-
-    async def hang(items: list[bytes]) -> web.StreamResponse:
-        hung.set()
-        await release.wait()
-        return statuses(["ok"] * len(items))
-
-    hanging.answer = hang
+    hanging.answer = answer_when(release, hung)
     await publish(node, 2)
     running = await run_delivery(node, config(request_timeout=120.0))
     try:
@@ -307,12 +315,7 @@ async def test_a_request_that_outlasts_the_timeout_is_a_peer_timeout(
 ) -> None:
     hanging = await fake_peer()
     release = asyncio.Event()
-
-    async def hang(items: list[bytes]) -> web.StreamResponse:
-        await release.wait()
-        return statuses(["ok"] * len(items))
-
-    hanging.answer = hang
+    hanging.answer = answer_when(release)
     await publish(node, 2)
     running = await run_delivery(node, config(request_timeout=0.5))
     try:
@@ -370,12 +373,7 @@ async def test_two_processes_never_send_one_batch_twice(
 ) -> None:
     peer = await fake_peer()
     release = asyncio.Event()
-
-    async def slow(items: list[bytes]) -> web.StreamResponse:
-        await release.wait()
-        return statuses(["ok"] * len(items))
-
-    peer.answer = slow
+    peer.answer = answer_when(release)
     await publish(node, 3)
     other_engine = create_engine(database_url)
     other = Node(**{**node.__dict__, "sessions": session_factory(other_engine)})
